@@ -1,0 +1,3 @@
+"""skinseg: turn skin classification image datasets into skin segmentation datasets."""
+
+__version__ = "0.1.0"

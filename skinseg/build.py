@@ -1,0 +1,357 @@
+"""A whole build: check paths, discover images, decide what is already done,
+process the rest, then write the dataset-level files.
+
+The library entry point is `build(BuildConfig) -> BuildResult`.  State that
+lets an interrupted build resume lives in ``dst/.skinseg/``: a journal gets a
+line for every finished image; the final ``manifest.jsonl`` is written from
+it in source order at the end, so an interrupted and resumed build ends with
+the same files as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import __version__, outputs
+from .config import BuildConfig
+from .discover import (BACKGROUND_NAME, DatasetError, Discovery, assign_class_ids, discover, mask_dtype_name,
+                       read_class_file)
+from .face import DetectorPlan, plan_detector
+from .imageio import atomic_write_bytes, encode_image, remove_temp_files
+from .models import ModelUnavailable
+from .pipeline import IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, ImageTask, OutputWriteError, Record, Runtime
+from .runner import WorkerStartError, run
+
+log = logging.getLogger("skinseg")
+
+STATE_DIR = ".skinseg"
+JOURNAL = "journal.jsonl"
+MANIFEST = "manifest.jsonl"
+BUILD_JSON = "build.json"
+CLASSES_TXT = "classes.txt"
+LEGEND = f"{PREVIEWS_DIR}/legend.png"
+MAX_CLASSES = 65535
+STATUSES = ("written", "skipped", "failed")
+
+
+class BuildError(Exception):
+    """The build cannot start: bad paths or options.  Nothing was written."""
+
+
+class BuildAborted(Exception):
+    """The build started but had to stop (e.g. the destination became
+    unwritable).  Finished images are journaled; re-running resumes."""
+
+
+class BuildInterrupted(Exception):
+    """Stopped by the user (Ctrl-C).  Re-running resumes."""
+
+
+@dataclass
+class BuildResult:
+    dst: Path
+    records: list[Record]
+    class_names: list[str]
+    processed: int
+    reused: int
+    elapsed_seconds: float
+    warnings: list[str] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(r.status for r in self.records)
+        return {s: c.get(s, 0) for s in STATUSES}
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.counts()["failed"] else 0
+
+
+# ------------------------------------------------------------------ checks
+
+def _is_within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def is_skinseg_build(dst: Path) -> bool:
+    if (dst / STATE_DIR).is_dir():
+        return True
+    try:
+        return json.loads((dst / BUILD_JSON).read_text()).get("tool") == "skinseg"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
+    src_real, dst_real = src.resolve(), dst.resolve()
+    if not src.is_dir():
+        raise BuildError(f"--src {src} is not an existing folder")
+    if _is_within(dst_real, src_real):
+        raise BuildError(f"--dst {dst} is {'the same folder as' if dst_real == src_real else 'inside'} --src {src}: "
+                         "the source is never written to; choose a destination outside it")
+    if _is_within(src_real, dst_real):
+        raise BuildError(f"--src {src} is inside --dst {dst}: building would overwrite the source; "
+                         "choose a destination outside it")
+    if dst.exists() and not dst.is_dir():
+        raise BuildError(f"--dst {dst} exists and is not a folder")
+    if dst.is_dir() and any(dst.iterdir()) and not is_skinseg_build(dst) and not overwrite:
+        raise BuildError(f"--dst {dst} is not empty and is not a skinseg build; refusing to write into it "
+                         "(pass --overwrite to build there anyway, or choose an empty or new folder)")
+
+
+def _check_writable(dst: Path) -> None:
+    try:
+        (dst / STATE_DIR).mkdir(parents=True, exist_ok=True)
+        probe = dst / STATE_DIR / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise BuildError(f"cannot write to --dst {dst}: {exc.strerror or exc}") from None
+
+
+# ------------------------------------------------------------------ records
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """Records of a manifest or journal; a line cut short by a kill is skipped."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and "source" in row:
+                    rows.append(row)
+    except OSError:
+        pass
+    return rows
+
+
+def _to_record(row: dict) -> Optional[Record]:
+    try:
+        return Record(**{k: row.get(k) for k in Record.__dataclass_fields__})
+    except TypeError:
+        return None
+
+
+def previous_records(dst: Path) -> dict[str, Record]:
+    """What earlier builds left: the final manifest, then any journal of an
+    interrupted build on top (newer)."""
+    found: dict[str, Record] = {}
+    for path in (dst / MANIFEST, dst / STATE_DIR / JOURNAL):
+        for row in _read_jsonl(path):
+            record = _to_record(row)
+            if record is not None:
+                found[record.source] = record
+    return found
+
+
+def _outputs_complete(dst: Path, record: Record) -> bool:
+    if record.status == "skipped":
+        return True
+    return record.status == "written" and all((dst / p).is_file() for p in record.output_paths())
+
+
+def task_fingerprint(build_fingerprint: str, src: Path, source: str, class_id: int, stem: str) -> str:
+    """Identity of everything that decides an image's outputs: the source
+    file (size, modification time), the parameters and models, its class id
+    and output name."""
+    try:
+        st = (src / source).stat()
+        identity = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        identity = "unreadable"
+    blob = "|".join((build_fingerprint, source, identity, str(class_id), stem))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ build
+
+def _resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
+    pinned = read_class_file(config.classes_file) if config.classes_file else None
+    class_names, added = assign_class_ids(discovery.class_names, pinned)
+    if added:
+        log.warning("classes not in %s were appended with new ids: %s", config.classes_file,
+                    ", ".join(f"{class_names.index(n) + 1}={n}" for n in added))
+    if not class_names:
+        raise BuildError(f"no class folders found under the split folders of {config.src}")
+    if len(class_names) > MAX_CLASSES:
+        raise BuildError(f"{len(class_names)} classes do not fit in a 16-bit mask (at most {MAX_CLASSES})")
+    if mask_dtype_name(len(class_names)) == "uint16":
+        log.warning("%d classes do not fit in 8 bits: masks are written as 16-bit PNGs (uint16)", len(class_names))
+    return class_names
+
+
+def _plan_face_detector(config: BuildConfig) -> DetectorPlan:
+    face = config.pipeline.face
+    try:
+        plan = plan_detector(face.enabled, face.detector, Path(face.model_path) if face.model_path else None,
+                             face.min_score, show_progress=config.progress)
+    except ModelUnavailable as exc:
+        raise BuildError(str(exc)) from None
+    if plan.note:
+        log.warning("%s", plan.note)
+    return plan
+
+
+def _counts(records: list[Record]) -> dict:
+    total: Counter = Counter()
+    by_split: dict[str, Counter] = defaultdict(Counter)
+    by_class: dict[str, Counter] = defaultdict(Counter)
+    by_split_class: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for r in records:
+        total[r.status] += 1
+        by_split[r.split][r.status] += 1
+        by_class[r.class_name][r.status] += 1
+        by_split_class[r.split][r.class_name][r.status] += 1
+
+    def full(c: Counter) -> dict:
+        return {s: c.get(s, 0) for s in STATUSES}
+
+    return {
+        "total": full(total),
+        "by_split": {s: full(c) for s, c in sorted(by_split.items())},
+        "by_class": {k: full(c) for k, c in sorted(by_class.items())},
+        "by_split_and_class": {s: {k: full(c) for k, c in sorted(v.items())} for s, v in sorted(by_split_class.items())},
+    }
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _remove_stale_outputs(dst: Path, old: dict[str, Record], final: list[Record]) -> int:
+    """Delete outputs that earlier builds wrote and no current record claims
+    (source removed, now skipped, renamed format).  Files skinseg did not
+    write are never touched."""
+    keep = {p for r in final for p in r.output_paths()}
+    removed = 0
+    for record in old.values():
+        for relative in record.output_paths():
+            if relative not in keep and (dst / relative).is_file():
+                (dst / relative).unlink()
+                removed += 1
+    return removed
+
+
+def build(config: BuildConfig) -> BuildResult:
+    started = time.monotonic()
+    started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    src, dst = config.src, config.dst
+    check_paths(src, dst, config.overwrite)
+    try:
+        discovery = discover(src)
+    except DatasetError as exc:
+        raise BuildError(str(exc)) from None
+    for warning in discovery.warnings:
+        log.warning("%s", warning)
+    class_names = _resolve_classes(config, discovery)
+    class_ids = {name: i for i, name in enumerate(class_names, start=1)}
+    mask_dtype = mask_dtype_name(len(class_names))
+    plan = _plan_face_detector(config)
+    _check_writable(dst)
+    for folder in (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, STATE_DIR):
+        remove_temp_files(dst / folder)
+
+    build_fingerprint = hashlib.sha256(
+        f"{config.pipeline.fingerprint()}|{plan.signature}|{mask_dtype}".encode()).hexdigest()[:16]
+    tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
+                       task_fingerprint(build_fingerprint, src, img.source, class_ids[img.class_name], img.stem))
+             for img in discovery.images]
+
+    old = previous_records(dst)
+    final: dict[str, Record] = {}
+    pending: list[ImageTask] = []
+    for task in tasks:
+        previous = old.get(task.source)
+        if (not config.overwrite and previous is not None and previous.fingerprint == task.fingerprint
+                and _outputs_complete(dst, previous)):
+            final[task.source] = previous
+        else:
+            pending.append(task)
+    reused = len(final)
+
+    runtime = Runtime(src=src, dst=dst, config=config.pipeline, detector_plan=plan, mask_dtype=mask_dtype)
+    journal_path = dst / STATE_DIR / JOURNAL
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
+               dynamic_ncols=True, desc="building")
+    journal = open(journal_path, "a", encoding="utf-8")
+
+    def on_record(record: Record) -> None:
+        final[record.source] = record
+        journal.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        journal.flush()
+        bar.update(1)
+
+    try:
+        run(pending, runtime, config.workers, on_record)
+    except KeyboardInterrupt:
+        raise BuildInterrupted(f"interrupted after {len(final)} of {len(tasks)} images; "
+                               "run the same command again to resume") from None
+    except OutputWriteError as exc:
+        raise BuildAborted(f"{exc}; the build stopped, finished images are kept "
+                           "and re-running the same command resumes") from None
+    except WorkerStartError as exc:
+        raise BuildAborted(str(exc)) from None
+    finally:
+        journal.close()
+        bar.close()
+
+    records = [final[t.source] for t in tasks]
+    elapsed = time.monotonic() - started
+    result = BuildResult(dst, records, class_names, processed=len(pending), reused=reused,
+                         elapsed_seconds=elapsed, warnings=list(discovery.warnings), ignored=discovery.ignored)
+    try:
+        _finalize(config, result, plan, mask_dtype, old, started_at)
+    except OSError as exc:
+        raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
+                           "re-running the same command finishes them") from None
+    return result
+
+
+def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, mask_dtype: str,
+              old: dict[str, Record], started_at: str) -> None:
+    dst = config.dst
+    _remove_stale_outputs(dst, old, result.records)
+    _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
+    atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names), ".png"))
+    manifest = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in result.records)
+    _write_text(dst / MANIFEST, manifest)
+    info = {
+        "tool": "skinseg",
+        "version": __version__,
+        "parameters": {
+            "src": str(config.src),
+            "classes_file": str(config.classes_file) if config.classes_file else None,
+            **config.pipeline.to_dict(),
+        },
+        "face_detector": {"name": plan.name, "models": [os.path.basename(p) for p in plan.model_paths],
+                          "signature": plan.signature},
+        "classes": [BACKGROUND_NAME] + result.class_names,
+        "mask_dtype": mask_dtype,
+        "counts": _counts(result.records),
+        "ignored_files": [{"path": p, "reason": why} for p, why in result.ignored],
+        "warnings": result.warnings,
+        # Everything above depends only on the source and the parameters;
+        # "run" describes this particular run.
+        "run": {"started_at": started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
+                "workers": config.workers, "processed": result.processed, "reused": result.reused},
+    }
+    _write_text(dst / BUILD_JSON, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    try:
+        (dst / STATE_DIR / JOURNAL).unlink()
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,42 @@
+"""Mask clean-up: morphology, then a filter on connected components."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .config import CleanupParams
+
+
+def morphology(mask: np.ndarray, kernel_size: int, iterations: int) -> np.ndarray:
+    """Elliptical open (drops speckles) then close (fills pinholes)."""
+    if kernel_size < 2 or iterations < 1:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel_size, kernel_size))
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel, iterations=iterations)
+    return cv2.morphologyEx(opened, cv2.MORPH_CLOSE, kernel, iterations=iterations)
+
+
+def keep_components(mask: np.ndarray, keep: str, min_area_fraction: float) -> np.ndarray:
+    """'largest': only the biggest 8-connected region; 'all': every region of
+    at least min_area_fraction of the image."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if keep == "largest":
+        kept = np.zeros(count, np.uint8)
+        kept[1 + int(np.argmax(areas))] = 255
+    else:
+        min_area = min_area_fraction * mask.size
+        kept = np.concatenate(([0], np.where(areas >= min_area, 255, 0))).astype(np.uint8)
+    return kept[labels]
+
+
+def clean_mask(mask: np.ndarray, params: CleanupParams) -> np.ndarray:
+    return keep_components(morphology(mask, params.kernel_size, params.iterations),
+                           params.keep, params.min_component_area)
+
+
+def skin_fraction(mask: np.ndarray) -> float:
+    return float(cv2.countNonZero(mask)) / mask.size if mask.size else 0.0

@@ -1,0 +1,199 @@
+"""Command line: parse options into a BuildConfig, call build(), summarise.
+
+Nothing here decides how images are processed; see build.py and pipeline.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from . import __version__
+from .build import BuildAborted, BuildError, BuildInterrupted, BuildResult, build
+from .config import (BuildConfig, CleanupParams, FaceParams, OutputParams, PipelineConfig, SkinParams)
+
+_DEFAULTS = PipelineConfig()
+
+
+class TripleType(click.ParamType):
+    """'A,B,C' -> (a, b, c) with per-channel upper limits."""
+
+    name = "A,B,C"
+
+    def __init__(self, limits: tuple[int, int, int], channels: str):
+        self.limits = limits
+        self.channels = channels
+
+    def get_metavar(self, param, ctx=None):
+        return self.channels
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).replace(" ", "").split(",")
+        try:
+            numbers = tuple(int(p) for p in parts)
+        except ValueError:
+            self.fail(f"{value!r} is not three integers like 0,40,60 ({self.channels})", param, ctx)
+        if len(numbers) != 3:
+            self.fail(f"{value!r} has {len(numbers)} values; give three ({self.channels})", param, ctx)
+        for number, limit, channel in zip(numbers, self.limits, self.channels.split(",")):
+            if not 0 <= number <= limit:
+                self.fail(f"{channel}={number} is outside 0..{limit} (OpenCV scale)", param, ctx)
+        return numbers
+
+
+HSV = TripleType((179, 255, 255), "H,S,V")
+YCRCB = TripleType((255, 255, 255), "Y,Cr,Cb")
+
+
+def _fmt(t: tuple[int, int, int]) -> str:
+    return ",".join(map(str, t))
+
+
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> None:
+    for index, (a, b) in enumerate(zip(low, high)):
+        if index == 0 and wrap_first:
+            continue      # hue min > max wraps around red
+        if a > b:
+            raise click.BadParameter(f"{name_min} is above {name_max} in channel {index + 1} ({a} > {b})")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--src", type=click.Path(path_type=Path), default=Path("dataset_original"), show_default=True,
+              help="Classification dataset: <src>/<split>/<class>/<images>.")
+@click.option("--dst", type=click.Path(path_type=Path), default=Path("dataset"), show_default=True,
+              help="Where the segmentation dataset is written.")
+@click.option("--classes", "classes_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="An existing classes.txt whose ids are kept (new classes are appended).")
+@click.option("--method", type=click.Choice(["rules"]), default=_DEFAULTS.skin.method, show_default=True,
+              help="Skin detection: 'rules' = the fixed HSV AND YCrCb colour box.")
+@click.option("--hsv-min", type=HSV, default=_fmt(_DEFAULTS.skin.hsv_min), show_default=True,
+              help="Lower HSV bound (H 0-179; H min > H max wraps around red).")
+@click.option("--hsv-max", type=HSV, default=_fmt(_DEFAULTS.skin.hsv_max), show_default=True,
+              help="Upper HSV bound.")
+@click.option("--ycrcb-min", type=YCRCB, default=_fmt(_DEFAULTS.skin.ycrcb_min), show_default=True,
+              help="Lower YCrCb bound.")
+@click.option("--ycrcb-max", type=YCRCB, default=_fmt(_DEFAULTS.skin.ycrcb_max), show_default=True,
+              help="Upper YCrCb bound.")
+@click.option("--face/--no-face", "face_enabled", default=True, show_default=True,
+              help="Detect faces (and crop to the best one).")
+@click.option("--face-detector", type=click.Choice(["auto", "mediapipe", "opencv"]), default="auto",
+              show_default=True, help="auto = MediaPipe when its model is available, else OpenCV's Haar cascade.")
+@click.option("--face-model", type=click.Path(path_type=Path), default=None,
+              help="Path to a MediaPipe face detector .tflite (default: downloaded to the cache).")
+@click.option("--min-face-score", type=click.FloatRange(0, 1), default=_DEFAULTS.face.min_score, show_default=True,
+              help="MediaPipe detections below this confidence are ignored.")
+@click.option("--face-margin", type=click.FloatRange(0, 5), default=_DEFAULTS.face.margin, show_default=True,
+              help="Crop margin on each side, as a fraction of the face box size.")
+@click.option("--crop/--no-crop", default=True, show_default=True,
+              help="Crop outputs to the face (--no-crop keeps detection but writes the whole image).")
+@click.option("--kernel-size", type=click.IntRange(0, 101), default=_DEFAULTS.cleanup.kernel_size, show_default=True,
+              help="Elliptical kernel of the open/close clean-up, pixels (0 or 1 = none).")
+@click.option("--morph-iterations", type=click.IntRange(0, 20), default=_DEFAULTS.cleanup.iterations,
+              show_default=True, help="Iterations of the open and of the close.")
+@click.option("--components", type=click.Choice(["largest", "all"]), default=_DEFAULTS.cleanup.keep,
+              show_default=True, help="Keep the largest skin region, or all regions above --min-component-area.")
+@click.option("--min-component-area", type=click.FloatRange(0, 1), default=_DEFAULTS.cleanup.min_component_area,
+              show_default=True, help="With --components all: smallest region kept, as a fraction of the image.")
+@click.option("--min-skin-fraction", type=click.FloatRange(0, 1), default=_DEFAULTS.cleanup.min_skin_fraction,
+              show_default=True, help="Images with less skin than this fraction are skipped (and recorded).")
+@click.option("--background", type=click.Choice(["black", "transparent", "original"]),
+              default=_DEFAULTS.output.background, show_default=True,
+              help="Non-skin pixels of the skin-only image: black, transparent (RGBA PNG) or kept.")
+@click.option("--image-format", type=click.Choice(["jpg", "png"]), default=_DEFAULTS.output.image_format,
+              show_default=True, help="Format of the skin-only image (masks are always PNG).")
+@click.option("--max-pixels", type=click.IntRange(1), default=_DEFAULTS.max_pixels, show_default=True,
+              help="Larger images are refused (recorded as failed) before decoding.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Processes to use [default: all cores].")
+@click.option("--overwrite", is_flag=True, help="Rebuild every image; allow a non-empty dst that is not a build.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; warnings and errors only.")
+@click.version_option(__version__, prog_name="skinseg")
+def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_min, hsv_max, ycrcb_min, ycrcb_max,
+         face_enabled: bool, face_detector: str, face_model: Optional[Path], min_face_score: float,
+         face_margin: float, crop: bool, kernel_size: int, morph_iterations: int, components: str,
+         min_component_area: float, min_skin_fraction: float, background: str, image_format: str,
+         max_pixels: int, workers: Optional[int], overwrite: bool, quiet: bool) -> None:
+    """Turn a skin classification dataset into a skin segmentation dataset.
+
+    For every image: find the face (optional) and crop to it, find the skin
+    pixels, clean the mask up, and write the skin-only image, an integer mask
+    (0 = not skin, k = class id) and a colour preview.
+    """
+    _check_order("--hsv-min", hsv_min, "--hsv-max", hsv_max, wrap_first=True)
+    _check_order("--ycrcb-min", ycrcb_min, "--ycrcb-max", ycrcb_max, wrap_first=False)
+    if image_format == "jpg" and background == "transparent":
+        image_format = "png"    # JPEG has no alpha channel
+    pipeline = PipelineConfig(
+        face=FaceParams(enabled=face_enabled, detector=face_detector,
+                        model_path=str(face_model) if face_model else None, min_score=min_face_score,
+                        crop=crop, margin=face_margin),
+        skin=SkinParams(method=method, hsv_min=hsv_min, hsv_max=hsv_max, ycrcb_min=ycrcb_min, ycrcb_max=ycrcb_max),
+        cleanup=CleanupParams(kernel_size=kernel_size, iterations=morph_iterations, keep=components,
+                              min_component_area=min_component_area, min_skin_fraction=min_skin_fraction),
+        output=OutputParams(background=background, image_format=image_format),
+        max_pixels=max_pixels,
+    )
+    config = BuildConfig(src=src, dst=dst, pipeline=pipeline, classes_file=classes_file,
+                         workers=workers or _default_workers(), overwrite=overwrite, quiet=quiet,
+                         progress=not quiet and sys.stderr.isatty())
+    _setup_logging()
+    try:
+        result = build(config)
+    except BuildError as exc:
+        raise click.UsageError(str(exc)) from None
+    except BuildAborted as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except BuildInterrupted as exc:
+        click.echo(f"\n{exc}", err=True)
+        sys.exit(130)
+    if not quiet:
+        click.echo(summary(result))
+    sys.exit(result.exit_code)
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("skinseg")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO)
+
+
+def summary(result: BuildResult) -> str:
+    """A few lines: totals, per split, what failed and where to look."""
+    counts = result.counts()
+    lines = [f"skinseg: {counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed "
+             f"({len(result.records)} images, {result.processed} processed now, {result.reused} already done; "
+             f"{result.elapsed_seconds:.1f} s)"]
+    splits: dict[str, dict[str, int]] = {}
+    for r in result.records:
+        splits.setdefault(r.split, {"written": 0, "skipped": 0, "failed": 0})[r.status] += 1
+    for split, c in splits.items():
+        lines.append(f"  {split:<6} {c['written']} written, {c['skipped']} skipped, {c['failed']} failed")
+    failed = [r for r in result.records if r.status == "failed"]
+    for r in failed[:10]:
+        lines.append(f"  failed: {r.source}: {r.reason}")
+    if len(failed) > 10:
+        lines.append(f"  ... and {len(failed) - 10} more failed")
+    if result.ignored:
+        lines.append(f"  {len(result.ignored)} non-image files ignored (listed in build.json)")
+    lines.append(f"  classes: {len(result.class_names)} -> {result.dst / 'classes.txt'}; "
+                 f"every image's record: {result.dst / 'manifest.jsonl'}")
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""Typed configuration of a build.
+
+The CLI only parses options into these dataclasses; everything below the CLI
+takes them as its single source of truth.  Every field that changes what is
+written for an image is part of `PipelineConfig`, whose fingerprint decides
+whether a previous output can be reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+Triple = tuple[int, int, int]
+
+# The original tool's colour box (OpenCV scales: H 0-179, everything else 0-255).
+DEFAULT_HSV_MIN: Triple = (0, 40, 60)
+DEFAULT_HSV_MAX: Triple = (25, 255, 255)
+DEFAULT_YCRCB_MIN: Triple = (0, 135, 85)
+DEFAULT_YCRCB_MAX: Triple = (255, 180, 135)
+
+DetectorName = Literal["auto", "mediapipe", "opencv"]
+MethodName = Literal["rules", "adaptive"]
+KeepMode = Literal["largest", "all"]
+Background = Literal["black", "transparent", "original"]
+ImageFormat = Literal["jpg", "png"]
+
+
+@dataclass(frozen=True)
+class FaceParams:
+    enabled: bool = True
+    detector: DetectorName = "auto"
+    model_path: Optional[str] = None     # explicit --face-model; None = provisioned
+    min_score: float = 0.5
+    crop: bool = True
+    margin: float = 0.35                 # fraction of the box added on each side
+
+
+@dataclass(frozen=True)
+class SkinParams:
+    method: MethodName = "rules"
+    hsv_min: Triple = DEFAULT_HSV_MIN
+    hsv_max: Triple = DEFAULT_HSV_MAX
+    ycrcb_min: Triple = DEFAULT_YCRCB_MIN
+    ycrcb_max: Triple = DEFAULT_YCRCB_MAX
+
+
+@dataclass(frozen=True)
+class CleanupParams:
+    kernel_size: int = 5                 # elliptical structuring element, pixels
+    iterations: int = 1                  # of the open and of the close
+    keep: KeepMode = "largest"
+    min_component_area: float = 0.01     # fraction of the region, used by keep="all"
+    min_skin_fraction: float = 0.05      # below this the image is skipped
+
+
+@dataclass(frozen=True)
+class OutputParams:
+    background: Background = "black"
+    image_format: ImageFormat = "jpg"
+    jpeg_quality: int = 95
+    png_compression: int = 1             # zlib level: masks compress well even at 1
+
+    @property
+    def image_extension(self) -> str:
+        # Transparency needs an alpha channel, which JPEG lacks.
+        return ".png" if self.background == "transparent" or self.image_format == "png" else ".jpg"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that decides the bytes written for one image."""
+
+    face: FaceParams = field(default_factory=FaceParams)
+    skin: SkinParams = field(default_factory=SkinParams)
+    cleanup: CleanupParams = field(default_factory=CleanupParams)
+    output: OutputParams = field(default_factory=OutputParams)
+    max_pixels: int = 100_000_000        # refuse larger images before decoding them
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    src: Path
+    dst: Path
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    classes_file: Optional[Path] = None
+    workers: int = 1
+    overwrite: bool = False
+    quiet: bool = False
+    progress: bool = True                # tqdm bar (the CLI turns it off when not a TTY)

@@ -1,0 +1,208 @@
+"""Find the images of a classification dataset and give every class an id.
+
+Layout: ``src/<split>/<class>/**/<image>``.  Nothing here reads pixels; the
+result is a deterministic, sorted list of `SourceImage` plus what was ignored
+and why, so the build can report it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+KNOWN_SPLITS = ("train", "valid", "val", "test")
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+BACKGROUND_NAME = "background"
+UINT8_MAX_CLASSES = 255
+
+
+class DatasetError(Exception):
+    """The source tree or a class file cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    source: str          # path relative to src, forward slashes
+    split: str
+    class_name: str
+    stem: str            # collision-free output stem, unique within the split
+
+
+@dataclass
+class Discovery:
+    images: list[SourceImage]
+    class_names: list[str]                               # sorted union over all splits
+    ignored: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _walk_files(root: Path) -> Iterable[Path]:
+    """Every non-hidden file below root, following directory symlinks once.
+
+    Directory identities (device, inode) already seen are skipped, so a
+    symlink loop ends instead of recursing forever.
+    """
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            st = directory.stat()
+        except OSError:
+            continue
+        identity = (st.st_dev, st.st_ino)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if _is_hidden(entry.name):
+                continue
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append(path)
+            else:
+                yield path
+
+
+_UNSAFE = re.compile(r"[^\w.\-]+")
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of text: unicode letters and digits kept,
+    runs of anything else (spaces, slashes, shell metacharacters) -> '_'."""
+    text = unicodedata.normalize("NFC", text)
+    cleaned = _UNSAFE.sub("_", text).strip("._")
+    return cleaned or "_"
+
+
+def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Map each source path to a stem unique within its split.
+
+    The readable stem is ``<class>__<path below class without extension>``.
+    Sources whose readable stems collide (``a.jpg`` and ``a.png``, or two names
+    that sanitise alike) all get a short hash of their source path appended,
+    so the result does not depend on which one was seen first.
+    """
+    readable: dict[str, str] = {}
+    for source, split, class_name in items:
+        below_class = source.split("/", 2)[2]
+        without_ext = below_class.rsplit(".", 1)[0]
+        readable[source] = safe_name(class_name) + "__" + safe_name(without_ext.replace("/", "__"))
+    counts: dict[tuple[str, str], int] = {}
+    for source, split, _ in items:
+        key = (split, readable[source].casefold())  # case-insensitive file systems exist
+        counts[key] = counts.get(key, 0) + 1
+    stems = {}
+    for source, split, _ in items:
+        stem = readable[source]
+        if counts[(split, stem.casefold())] > 1:
+            stem += "-" + hashlib.sha1(source.encode()).hexdigest()[:8]
+        stems[source] = stem
+    return stems
+
+
+def discover(src: Path) -> Discovery:
+    """List every image under the split/class folders of src, sorted."""
+    if not src.is_dir():
+        raise DatasetError(f"source folder {src} does not exist or is not a folder")
+    warnings: list[str] = []
+    ignored: list[tuple[str, str]] = []
+    found: list[tuple[str, str, str]] = []
+    class_names: set[str] = set()
+    split_dirs = []
+    for entry in sorted(os.scandir(src), key=lambda e: e.name):
+        if _is_hidden(entry.name):
+            continue
+        if not entry.is_dir():
+            ignored.append((entry.name, "file at the top level of the source, outside any split folder"))
+            continue
+        if entry.name in KNOWN_SPLITS:
+            split_dirs.append(entry.name)
+        else:
+            warnings.append(
+                f"top-level folder '{entry.name}' is not a split ({', '.join(KNOWN_SPLITS)}); "
+                "its images are not used"
+            )
+    if not split_dirs:
+        raise DatasetError(
+            f"no split folders in {src}: expected at least one of {', '.join(KNOWN_SPLITS)} "
+            "(layout: <src>/<split>/<class>/<image>)"
+        )
+    if "val" in split_dirs and "valid" in split_dirs:
+        warnings.append("both 'val' and 'valid' exist; they are kept as two separate splits")
+    for split in split_dirs:
+        for entry in sorted(os.scandir(src / split), key=lambda e: e.name):
+            if _is_hidden(entry.name):
+                continue
+            if not entry.is_dir():
+                ignored.append((f"{split}/{entry.name}", "file directly in a split folder, outside any class folder"))
+                continue
+            class_names.add(entry.name)
+            for path in _walk_files(Path(entry.path)):
+                relative = path.relative_to(src).as_posix()
+                if path.suffix.lower() in IMAGE_EXTENSIONS:
+                    found.append((relative, split, entry.name))
+                else:
+                    ignored.append((relative, "not an image file name (extension is not one of "
+                                    + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
+    found.sort()
+    stems = _output_stems(found)
+    images = [SourceImage(source, split, cls, stems[source]) for source, split, cls in found]
+    ignored.sort()
+    return Discovery(images, sorted(class_names), ignored, warnings)
+
+
+def read_class_file(path: Path) -> list[str]:
+    """Read a classes.txt: line N is the name of id N, line 0 is 'background'."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read class file {path}: {exc}") from exc
+    names = [line.strip() for line in lines]
+    while names and not names[-1]:
+        names.pop()
+    if not names or names[0] != BACKGROUND_NAME:
+        raise DatasetError(
+            f"class file {path}: line 0 must be '{BACKGROUND_NAME}' (line N names class id N)"
+        )
+    classes = names[1:]
+    for index, name in enumerate(classes, start=1):
+        if not name:
+            raise DatasetError(f"class file {path}: line {index} is empty; every id needs a name")
+    duplicates = sorted({n for n in classes if classes.count(n) > 1})
+    if duplicates:
+        raise DatasetError(f"class file {path}: names listed twice: {', '.join(duplicates)}")
+    return classes
+
+
+def assign_class_ids(found: list[str], pinned: Optional[list[str]] = None) -> tuple[list[str], list[str]]:
+    """Return (class list where index+1 is the id, names added to the pinned list).
+
+    Without a pinned list ids follow the sorted names.  With one, its ids stay
+    as they are and classes it does not know are appended in sorted order.
+    """
+    if pinned is None:
+        return sorted(found), []
+    added = sorted(set(found) - set(pinned))
+    return list(pinned) + added, added
+
+
+def mask_dtype_name(class_count: int) -> str:
+    return "uint8" if class_count <= UINT8_MAX_CLASSES else "uint16"

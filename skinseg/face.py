@@ -1,0 +1,226 @@
+"""Face detection behind one small interface.
+
+A detector is anything with ``name``, ``detect(bgr) -> list[Face]`` and
+``close()``.  Three exist: MediaPipe BlazeFace (boxes, scores and six
+keypoints), OpenCV's Haar cascade (ships inside OpenCV, works offline, boxes
+only) and ``none``.  `plan_detector` decides in the parent process which one a
+build uses; `open_detector` builds it inside each worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Protocol
+
+import cv2
+import numpy as np
+
+from ._quiet import native_stderr_silenced
+from .models import FACE_FULL_RANGE, FACE_SHORT_RANGE, ModelUnavailable, ensure_model, file_digest
+
+# BlazeFace keypoint order; "right"/"left" are the subject's own sides.
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
+
+# BlazeFace looks at a 128 (short range) or 192 (full range) pixel square, so
+# a copy this size loses nothing and saves converting the full photo.
+DETECTION_MAX_SIDE = 640
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]              # x0, y0, x1, y1 in image pixels, x1/y1 exclusive
+    score: Optional[float]                      # None when the detector has no score (Haar)
+    keypoints: dict[str, tuple[float, float]] = field(default_factory=dict)   # pixel coordinates
+    detector: str = ""
+
+    @property
+    def area(self) -> int:
+        x0, y0, x1, y1 = self.box
+        return max(0, x1 - x0) * max(0, y1 - y0)
+
+    def shifted(self, dx: int, dy: int) -> "Face":
+        """The same face in the coordinates of a crop whose origin is (dx, dy)."""
+        x0, y0, x1, y1 = self.box
+        points = {k: (x - dx, y - dy) for k, (x, y) in self.keypoints.items()}
+        return Face((x0 - dx, y0 - dy, x1 - dx, y1 - dy), self.score, points, self.detector)
+
+    def to_record(self) -> dict:
+        return {"box": list(self.box), "score": None if self.score is None else round(self.score, 4),
+                "detector": self.detector}
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, bgr: np.ndarray) -> list[Face]: ...
+
+    def close(self) -> None: ...
+
+
+def best_face(faces: list[Face]) -> Optional[Face]:
+    """The face the image is about: the largest, weighted by confidence, so a
+    big confident face beats a small background face listed first."""
+    if not faces:
+        return None
+    return max(faces, key=lambda f: (f.area * (1.0 if f.score is None else f.score), f.box))
+
+
+def crop_box(face_box: tuple[int, int, int, int], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Grow a face box by margin x its size on every side, clipped to the image."""
+    x0, y0, x1, y1 = face_box
+    grow_x = int(round((x1 - x0) * margin))
+    grow_y = int(round((y1 - y0) * margin))
+    return (max(0, x0 - grow_x), max(0, y0 - grow_y), min(width, x1 + grow_x), min(height, y1 + grow_y))
+
+
+def _downscale(bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    height, width = bgr.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale >= 1.0:
+        return bgr, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[int, int, int, int]:
+    return (int(max(0, min(width, round(x0)))), int(max(0, min(height, round(y0)))),
+            int(max(0, min(width, round(x1)))), int(max(0, min(height, round(y1)))))
+
+
+class NoFaceDetector:
+    name = "none"
+
+    def detect(self, bgr: np.ndarray) -> list[Face]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class MediaPipeFaceDetector:
+    """BlazeFace through the MediaPipe Tasks API.
+
+    Several models may be given: they are tried in order until one finds a
+    face (short range first: most skin photos are close-ups).
+    """
+
+    name = "mediapipe"
+
+    def __init__(self, model_paths: list[Path], min_score: float):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._detectors = []
+        with native_stderr_silenced():
+            for path in model_paths:
+                options = vision.FaceDetectorOptions(
+                    base_options=BaseOptions(model_asset_path=str(path)),
+                    min_detection_confidence=min_score,
+                )
+                self._detectors.append(vision.FaceDetector.create_from_options(options))
+
+    def detect(self, bgr: np.ndarray) -> list[Face]:
+        import mediapipe as mp
+
+        height, width = bgr.shape[:2]
+        small, scale = _downscale(bgr, DETECTION_MAX_SIDE)
+        rgb = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+        small_h, small_w = rgb.shape[:2]
+        faces: list[Face] = []
+        for detector in self._detectors:
+            with native_stderr_silenced():
+                result = detector.detect(image)
+            for detection in result.detections:
+                b = detection.bounding_box
+                box = _clip_box(b.origin_x / scale, b.origin_y / scale, (b.origin_x + b.width) / scale,
+                                (b.origin_y + b.height) / scale, width, height)
+                points = {name: (kp.x * small_w / scale, kp.y * small_h / scale)
+                          for name, kp in zip(KEYPOINT_NAMES, detection.keypoints)}
+                score = float(detection.categories[0].score) if detection.categories else None
+                if box[2] > box[0] and box[3] > box[1]:
+                    faces.append(Face(box, score, points, self.name))
+            if faces:
+                break
+        return faces
+
+    def close(self) -> None:
+        with native_stderr_silenced():
+            for detector in self._detectors:
+                detector.close()
+        self._detectors = []
+
+
+class OpenCVFaceDetector:
+    """OpenCV's frontal-face Haar cascade: no download, no keypoints, no
+    calibrated score (reported as None)."""
+
+    name = "opencv"
+
+    def __init__(self, min_size_fraction: float = 0.08):
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise ModelUnavailable(f"OpenCV's Haar cascade could not be loaded from {path}")
+        self._min_size_fraction = min_size_fraction
+
+    def detect(self, bgr: np.ndarray) -> list[Face]:
+        height, width = bgr.shape[:2]
+        small, scale = _downscale(bgr, DETECTION_MAX_SIDE)
+        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
+        min_side = max(20, int(min(gray.shape) * self._min_size_fraction))
+        boxes = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))
+        faces = []
+        for x, y, w, h in (boxes if len(boxes) else []):
+            box = _clip_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
+            faces.append(Face(box, None, {}, self.name))
+        return sorted(faces, key=lambda f: f.box)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class DetectorPlan:
+    """What every worker opens: decided once, in the parent."""
+
+    name: str                                  # 'mediapipe', 'opencv' or 'none'
+    model_paths: tuple[str, ...] = ()
+    min_score: float = 0.5
+    signature: str = "none"                    # identifies the model bytes, for resume fingerprints
+    note: Optional[str] = None                 # a warning to show once (fallback taken)
+
+
+def plan_detector(enabled: bool, requested: str, explicit_model: Optional[Path], min_score: float,
+                  show_progress: bool = False) -> DetectorPlan:
+    """Resolve --face-detector: 'auto' uses MediaPipe when its model can be
+    had, else OpenCV with one warning; 'mediapipe' without a model is an
+    error (ModelUnavailable), because the user asked for it by name."""
+    if not enabled:
+        return DetectorPlan("none")
+    if requested == "opencv":
+        return DetectorPlan("opencv", signature="opencv-haar-frontalface-default")
+    try:
+        if explicit_model is not None:
+            paths = [ensure_model(FACE_SHORT_RANGE, explicit_model)]
+        else:
+            paths = [ensure_model(FACE_SHORT_RANGE, show_progress=show_progress)]
+            try:
+                paths.append(ensure_model(FACE_FULL_RANGE, show_progress=show_progress))
+            except ModelUnavailable:
+                pass    # the short-range model alone is a complete detector
+    except ModelUnavailable as exc:
+        if requested == "mediapipe":
+            raise
+        return DetectorPlan("opencv", signature="opencv-haar-frontalface-default",
+                            note=f"{exc}; using OpenCV's Haar face detector instead")
+    signature = "mediapipe:" + ",".join(file_digest(p)[:16] for p in paths)
+    return DetectorPlan("mediapipe", tuple(str(p) for p in paths), min_score, signature)
+
+
+def open_detector(plan: DetectorPlan) -> FaceDetector:
+    if plan.name == "mediapipe":
+        return MediaPipeFaceDetector([Path(p) for p in plan.model_paths], plan.min_score)
+    if plan.name == "opencv":
+        return OpenCVFaceDetector()
+    return NoFaceDetector()

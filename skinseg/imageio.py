@@ -1,0 +1,244 @@
+"""Reading source images safely and writing outputs atomically.
+
+`read_image` turns any supported file into an upright 8-bit BGR array or
+raises `ImageReadError` with a sentence a person understands.  The header is
+inspected before decoding so that a decompression bomb is refused without
+allocating it, and so that "an HTML page named .jpg" is reported as such
+instead of as a generic decode failure.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+import cv2
+
+TEMP_MARKER = ".skinseg-tmp-"
+MIN_SIDE = 16      # smaller images carry no usable skin region (and break morphology)
+
+
+class ImageReadError(Exception):
+    """The file cannot be used as an image; str(exc) is the reason."""
+
+
+@dataclass(frozen=True)
+class Header:
+    format: str                       # 'jpeg', 'png', 'bmp', 'webp', 'tiff'
+    size: Optional[tuple[int, int]]   # (width, height) when the header says
+
+
+def _jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
+    i = 2
+    n = len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:            # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > n:
+                return None
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+def _tiff_size(data: bytes) -> Optional[tuple[int, int]]:
+    endian = "<" if data[:2] == b"II" else ">"
+    try:
+        offset = struct.unpack(endian + "I", data[4:8])[0]
+        count = struct.unpack(endian + "H", data[offset:offset + 2])[0]
+        width = height = None
+        for k in range(count):
+            entry = data[offset + 2 + 12 * k: offset + 14 + 12 * k]
+            tag, kind = struct.unpack(endian + "HH", entry[:4])
+            value = struct.unpack(endian + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
+            if tag == 256:
+                width = value
+            elif tag == 257:
+                height = value
+        return (width, height) if width and height else None
+    except struct.error:
+        return None
+
+
+def _webp_size(data: bytes) -> Optional[tuple[int, int]]:
+    chunk = data[12:16]
+    try:
+        if chunk == b"VP8X":
+            w = 1 + int.from_bytes(data[24:27], "little")
+            h = 1 + int.from_bytes(data[27:30], "little")
+            return w, h
+        if chunk == b"VP8L":
+            bits = int.from_bytes(data[21:25], "little")
+            return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+        if chunk == b"VP8 ":
+            w, h = struct.unpack("<HH", data[26:30])
+            return w & 0x3FFF, h & 0x3FFF
+    except struct.error:
+        return None
+    return None
+
+
+def sniff(data: bytes) -> Header:
+    """Identify the image format from its first bytes; raise if it is not one."""
+    if not data:
+        raise ImageReadError("the file is empty (0 bytes)")
+    if data[:3] == b"\xff\xd8\xff":
+        return Header("jpeg", _jpeg_size(data))
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        size = struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None
+        return Header("png", tuple(size) if size else None)
+    if data[:2] == b"BM" and len(data) >= 26:
+        width, height = struct.unpack("<ii", data[18:26])
+        return Header("bmp", (abs(width), abs(height)))
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return Header("webp", _webp_size(data))
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return Header("tiff", _tiff_size(data))
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        raise ImageReadError("not an image: the file is an HTML page (a failed download saved under an image name?)")
+    if head.startswith((b"<?xml", b"<svg")):
+        raise ImageReadError("not an image: the file is XML/SVG text, which is not supported")
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        raise ImageReadError("GIF images are not supported (convert to PNG)")
+    try:
+        data[:512].decode("utf-8")
+        raise ImageReadError("not an image: the file is plain text")
+    except UnicodeDecodeError:
+        pass
+    raise ImageReadError("not an image: the file content matches no supported image format (JPEG, PNG, BMP, WebP, TIFF)")
+
+
+def _looks_truncated(header: Header, data: bytes) -> bool:
+    """libjpeg fills a cut-off JPEG with grey and reports success; catch that."""
+    if header.format == "jpeg":
+        return data.rstrip(b"\x00")[-2:] != b"\xff\xd9"
+    if header.format == "png":
+        return b"IEND" not in data[-32:]
+    return False
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """Bytes -> upright (EXIF applied) 8-bit BGR array, or ImageReadError."""
+    header = sniff(data)
+    if header.size is not None:
+        width, height = header.size
+        if width <= 0 or height <= 0:
+            raise ImageReadError(f"the {header.format.upper()} header declares an empty image ({width}x{height})")
+        if width * height > max_pixels:
+            raise ImageReadError(
+                f"the image is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the limit of "
+                f"{max_pixels / 1e6:.0f} megapixels (--max-pixels); not decoded"
+            )
+    if _looks_truncated(header, data):
+        raise ImageReadError(f"the {header.format.upper()} file is truncated (its end is missing)")
+    buffer = np.frombuffer(data, np.uint8)
+    # IMREAD_COLOR applies the EXIF orientation and converts grey, palette,
+    # CMYK and 16-bit images to 8-bit BGR.
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageReadError(f"the {header.format.upper()} data is corrupt and could not be decoded")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ImageReadError(f"the image is only {image.shape[1]}x{image.shape[0]} pixels; "
+                             f"at least {MIN_SIDE}x{MIN_SIDE} is needed to find skin in it")
+    if header.format in ("png", "webp", "tiff"):
+        image = _composite_alpha(buffer, image)
+    return image
+
+
+def _composite_alpha(buffer: np.ndarray, bgr: np.ndarray) -> np.ndarray:
+    """Put transparent pixels on black: their stored colour is arbitrary and
+    must not be mistaken for skin."""
+    full = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if full is None or full.ndim != 3 or full.shape[2] != 4 or full.shape[:2] != bgr.shape[:2]:
+        return bgr
+    alpha = full[:, :, 3]
+    if alpha.dtype != np.uint8:
+        alpha = (alpha >> 8).astype(np.uint8)
+    if alpha.min() == 255:
+        return bgr
+    return cv2.multiply(bgr, cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
+
+
+def read_image(path: Path, max_pixels: int) -> np.ndarray:
+    """Read a source image file; see decode_image."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError("broken symbolic link: its target does not exist") from None
+        raise ImageReadError("the file disappeared before it could be read") from None
+    except PermissionError:
+        raise ImageReadError("permission denied: the file cannot be read") from None
+    except IsADirectoryError:
+        raise ImageReadError("this is a folder, not a file") from None
+    except OSError as exc:
+        raise ImageReadError(f"the file could not be read: {exc.strerror or exc}") from None
+    return decode_image(data, max_pixels)
+
+
+# ---------------------------------------------------------------- writing
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write data to path so that path is either absent/old or complete.
+
+    The temp file sits in the same folder (same file system) and carries
+    TEMP_MARKER, so a build killed mid-write leaves only files that the next
+    build recognises and removes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix="." + path.name + TEMP_MARKER, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def encode_image(image: np.ndarray, extension: str, jpeg_quality: int = 95, png_compression: int = 1) -> bytes:
+    if extension == ".png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+    else:
+        params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+    ok, encoded = cv2.imencode(extension, image, params)
+    if not ok:
+        raise OSError(f"OpenCV could not encode a {extension} image of shape {image.shape}")
+    return encoded.tobytes()
+
+
+def remove_temp_files(folder: Path) -> int:
+    """Delete temp files that a killed build left below folder; return the count."""
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if TEMP_MARKER in name:
+                try:
+                    os.unlink(os.path.join(root, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed

@@ -1,0 +1,159 @@
+"""Where model files come from: an explicit path, a model folder named by an
+environment variable, or a per-user cache filled by downloading the official
+MediaPipe file on first use.
+
+Only the parent process provisions models (once, before workers start), so a
+download happens at most once per build and workers just open a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+ENV_MODEL_DIR = "SKINSEG_MODEL_DIR"      # a folder holding model files; checked before the cache
+ENV_CACHE_DIR = "SKINSEG_CACHE_DIR"      # overrides the download cache location
+ENV_OFFLINE = "SKINSEG_OFFLINE"          # "1": never download
+DOWNLOAD_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str
+    filename: str
+    url: str
+    what: str
+
+
+FACE_SHORT_RANGE = ModelSpec(
+    "face-short-range",
+    "blaze_face_short_range.tflite",
+    "https://storage.googleapis.com/mediapipe-models/face_detector/blaze_face_short_range/float16/latest/"
+    "blaze_face_short_range.tflite",
+    "MediaPipe BlazeFace short-range face detector",
+)
+FACE_FULL_RANGE = ModelSpec(
+    "face-full-range",
+    "blaze_face_full_range.tflite",
+    "https://storage.googleapis.com/mediapipe-assets/face_detection_full_range_sparse.tflite",
+    "MediaPipe BlazeFace full-range face detector",
+)
+PERSON_SEGMENTER = ModelSpec(
+    "person-segmenter",
+    "selfie_segmenter.tflite",
+    "https://storage.googleapis.com/mediapipe-models/image_segmenter/selfie_segmenter/float16/latest/"
+    "selfie_segmenter.tflite",
+    "MediaPipe selfie (person) segmenter",
+)
+
+
+class ModelUnavailable(Exception):
+    """The model could not be found or fetched; str(exc) says what to do."""
+
+
+def cache_dir() -> Path:
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "skinseg" / "models"
+
+
+def offline() -> bool:
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes")
+
+
+def is_tflite(path: Path) -> bool:
+    """TFLite flatbuffers carry the identifier 'TFL3' at byte 4."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8)[4:8] == b"TFL3"
+    except OSError:
+        return False
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_model(spec: ModelSpec) -> Optional[Path]:
+    """The model file if it is already on disk (model folder, then cache)."""
+    candidates = []
+    if os.environ.get(ENV_MODEL_DIR):
+        candidates.append(Path(os.environ[ENV_MODEL_DIR]) / spec.filename)
+    candidates.append(cache_dir() / spec.filename)
+    for candidate in candidates:
+        if candidate.is_file() and is_tflite(candidate):
+            return candidate
+    return None
+
+
+def download(url: str, destination: Path, show_progress: bool, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+    """Fetch url into destination atomically (temp file + rename)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix="." + destination.name + ".download-", dir=destination.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            bar = None
+            if show_progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {destination.name}",
+                           file=sys.stderr, leave=False)
+            try:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    if bar is not None:
+                        bar.update(len(block))
+            finally:
+                if bar is not None:
+                    bar.close()
+        if not is_tflite(Path(temp)):
+            raise ModelUnavailable(f"the file downloaded from {url} is not a TFLite model")
+        os.replace(temp, destination)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def ensure_model(spec: ModelSpec, explicit: Optional[Path] = None, show_progress: bool = False) -> Path:
+    """Return a usable model file for spec, downloading it if allowed.
+
+    Raises ModelUnavailable with a message that names every way to provide it.
+    """
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ModelUnavailable(f"model file {explicit} does not exist")
+        if not is_tflite(explicit):
+            raise ModelUnavailable(f"{explicit} is not a TFLite model file")
+        return explicit
+    found = find_model(spec)
+    if found is not None:
+        return found
+    how = (f"put {spec.filename} in the folder named by ${ENV_MODEL_DIR}, or in {cache_dir()}, "
+           f"or pass its path (it is downloaded from {spec.url})")
+    if offline():
+        raise ModelUnavailable(f"{spec.what} not found and ${ENV_OFFLINE} is set: {how}")
+    destination = cache_dir() / spec.filename
+    try:
+        download(spec.url, destination, show_progress)
+    except ModelUnavailable:
+        raise
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ModelUnavailable(f"{spec.what} could not be downloaded ({reason}): {how}") from None
+    return destination

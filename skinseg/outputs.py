@@ -1,0 +1,73 @@
+"""What is written for an image: the skin-only image, the integer training
+mask and the colour preview; plus the class legend.  Pure array functions;
+file writing lives in the pipeline."""
+
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+
+# Kelly's colours of maximum contrast, without white and black (black is
+# "not skin"): fixed, so a class keeps its colour across builds and machines.
+_KELLY_HEX = (
+    "F3C300", "875692", "F38400", "A1CAF1", "BE0032", "C2B280", "848482", "008856", "E68FAC", "0067A5",
+    "F99379", "604E97", "F6A600", "B3446C", "DCD300", "882D17", "8DB600", "654522", "E25822", "2B3D26",
+)
+_GOLDEN = 0.618033988749895
+
+
+def class_color(class_id: int) -> tuple[int, int, int]:
+    """BGR preview colour of a class id; id 0 (not skin) is black."""
+    if class_id <= 0:
+        return (0, 0, 0)
+    if class_id <= len(_KELLY_HEX):
+        h = _KELLY_HEX[class_id - 1]
+        r, g, b = int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+        return (b, g, r)
+    # Beyond the fixed list: golden-ratio hue steps, alternating brightness.
+    k = class_id - len(_KELLY_HEX)
+    hue = (k * _GOLDEN) % 1.0
+    value = 0.95 if k % 2 else 0.7
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, value)
+    return (int(b * 255), int(g * 255), int(r * 255))
+
+
+def skin_only_image(bgr: np.ndarray, skin: np.ndarray, background: str) -> np.ndarray:
+    """The image with non-skin removed: black, transparent (BGRA) or kept."""
+    if background == "original":
+        return bgr
+    if background == "transparent":
+        return np.dstack([bgr, skin])
+    return cv2.bitwise_and(bgr, bgr, mask=skin)
+
+
+def label_mask(skin: np.ndarray, class_id: int, dtype: str) -> np.ndarray:
+    """0 where not skin, class_id on skin."""
+    out = np.zeros(skin.shape, dtype=np.dtype(dtype))
+    out[skin > 0] = class_id
+    return out
+
+
+def preview_image(skin: np.ndarray, class_id: int) -> np.ndarray:
+    out = np.zeros(skin.shape + (3,), np.uint8)
+    out[skin > 0] = class_color(class_id)
+    return out
+
+
+def legend_image(class_names: list[str]) -> np.ndarray:
+    """A swatch, id and name per class.  OpenCV's fonts draw ASCII only, so
+    other characters show as '?' (classes.txt has the exact names)."""
+    row, width = 28, 520
+    rows = [("0", "background / not skin (ignored)", (0, 0, 0))]
+    rows += [(str(i), name, class_color(i)) for i, name in enumerate(class_names, start=1)]
+    image = np.full((row * len(rows) + 8, width, 3), 255, np.uint8)
+    for index, (text_id, name, color) in enumerate(rows):
+        top = 4 + index * row
+        cv2.rectangle(image, (6, top + 3), (46, top + row - 3), color, thickness=-1)
+        cv2.rectangle(image, (6, top + 3), (46, top + row - 3), (120, 120, 120), thickness=1)
+        label = f"{text_id}  {name}".encode("ascii", "replace").decode("ascii")
+        cv2.putText(image, label, (56, top + row - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (20, 20, 20), 1,
+                    cv2.LINE_AA)
+    return image

@@ -1,0 +1,125 @@
+"""Shared fixtures.  Tests never download: SKINSEG_OFFLINE is forced on and
+the model cache points into a temp dir.  Real MediaPipe models and real
+photos come from folders named by environment variables (set by .ci/run):
+
+- SKINSEG_MODEL_DIR: folder with blaze_face_short_range.tflite etc.
+- SKINSEG_EVAL_DIR: folder with pratheepan_face/, abdomen_train/ ... (ground truth)
+
+Tests that need them skip with the reason when they are not set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from skinseg.cli import main
+
+MODEL_DIR = os.environ.get("SKINSEG_MODEL_DIR")
+EVAL_DIR = os.environ.get("SKINSEG_EVAL_DIR")
+REPO = Path(__file__).resolve().parent.parent
+
+# A colour inside the original HSV AND YCrCb skin box, and one far outside.
+SKIN_BGR = (120, 150, 210)
+BLUE_BGR = (200, 60, 20)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_models(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SKINSEG_OFFLINE", "1")
+    monkeypatch.setenv("SKINSEG_CACHE_DIR", str(tmp_path_factory.mktemp("model-cache")))
+
+
+@pytest.fixture
+def no_models(monkeypatch):
+    """As on a machine that has never fetched a model and is offline."""
+    monkeypatch.delenv("SKINSEG_MODEL_DIR", raising=False)
+
+
+@pytest.fixture
+def model_dir() -> Path:
+    if not MODEL_DIR or not (Path(MODEL_DIR) / "blaze_face_short_range.tflite").is_file():
+        pytest.skip("SKINSEG_MODEL_DIR does not name a folder with the MediaPipe models")
+    return Path(MODEL_DIR)
+
+
+@pytest.fixture
+def eval_dir() -> Path:
+    if not EVAL_DIR or not (Path(EVAL_DIR) / "pratheepan_face" / "pairs.csv").is_file():
+        pytest.skip("SKINSEG_EVAL_DIR does not name the folder of ground-truth photos")
+    return Path(EVAL_DIR)
+
+
+def skin_image(width: int = 96, height: int = 80, radius_fraction: float = 0.35,
+               seed_offset: int = 0) -> np.ndarray:
+    """A skin-coloured disc on a blue background, slightly textured."""
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = BLUE_BGR
+    center = (width // 2 + seed_offset, height // 2)
+    cv2.circle(image, center, int(min(width, height) * radius_fraction), SKIN_BGR, thickness=-1)
+    return image
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix if path.suffix.lower() != ".jpeg" else ".jpg", image)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def make_dataset(root: Path, layout: dict[str, np.ndarray | bytes | None]) -> Path:
+    """layout: relative path -> image array (encoded by extension) or raw bytes."""
+    for relative, content in layout.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, (bytes, bytearray)):
+            path.write_bytes(content)
+        elif content is None:
+            path.write_bytes(b"")
+        else:
+            write_image(path, content)
+    return root
+
+
+def tree_digest(root: Path) -> str:
+    """Hash of every path, mode and file content below root."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        if path.is_symlink():
+            digest.update(os.readlink(path).encode())
+        elif path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_cli(*args: str, expect: int | None = 0):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if expect is not None:
+        assert result.exit_code == expect, f"exit {result.exit_code}\n{result.output}"
+    return result
+
+
+def read_manifest(dst: Path) -> list[dict]:
+    return [json.loads(line) for line in (dst / "manifest.jsonl").read_text().splitlines()]
+
+
+def copy_eval_photos(eval_root: Path, subset: str, count: int, dst: Path) -> list[Path]:
+    lines = (eval_root / subset / "pairs.csv").read_text().splitlines()[1:count + 1]
+    copied = []
+    for line in lines:
+        image = line.split(",")[0]
+        target = dst / Path(image).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(eval_root / subset / image, target)
+        copied.append(target)
+    return copied

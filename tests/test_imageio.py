@@ -1,0 +1,148 @@
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import skin_image
+from skinseg.imageio import (ImageReadError, atomic_write_bytes, decode_image, read_image, remove_temp_files,
+                             sniff)
+
+LIMIT = 100_000_000
+
+
+def encode(image, ext=".png", params=()):
+    ok, data = cv2.imencode(ext, image, list(params))
+    assert ok
+    return data.tobytes()
+
+
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    tiff = (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
+            + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0))
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp", ".webp", ".tif"])
+def test_sniff_reads_size_without_decoding(ext):
+    header = sniff(encode(np.zeros((37, 53, 3), np.uint8), ext))
+    assert header.size == (53, 37)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "empty"),
+    (b"<!DOCTYPE html><html><body>404</body></html>", "HTML page"),
+    (b"just some notes\n", "plain text"),
+    (bytes(range(256)) * 4, "matches no supported image format"),
+    (b"GIF89a" + b"\x00" * 20, "GIF"),
+])
+def test_not_an_image_is_named(data, message):
+    with pytest.raises(ImageReadError, match=message):
+        decode_image(data, LIMIT)
+
+
+def test_truncated_jpeg_and_png_fail():
+    img = skin_image(200, 160)
+    for ext in (".jpg", ".png"):
+        data = encode(img, ext)
+        with pytest.raises(ImageReadError, match="truncated"):
+            decode_image(data[: len(data) // 2], LIMIT)
+
+
+def test_huge_declared_size_is_refused_before_decoding():
+    data = bytearray(encode(np.zeros((20, 20, 3), np.uint8), ".png"))
+    data[16:24] = struct.pack(">II", 30000, 30000)    # IHDR width/height
+    with pytest.raises(ImageReadError, match="30000x30000.*--max-pixels"):
+        decode_image(bytes(data), LIMIT)
+
+
+def test_tiny_image_is_refused():
+    with pytest.raises(ImageReadError, match="only 2x2 pixels"):
+        decode_image(encode(np.zeros((2, 2, 3), np.uint8)), LIMIT)
+
+
+def test_grayscale_16bit_and_alpha_become_8bit_bgr():
+    gray = np.full((30, 40), 200, np.uint8)
+    out = decode_image(encode(gray), LIMIT)
+    assert out.shape == (30, 40, 3) and out.dtype == np.uint8 and (out == 200).all()
+
+    deep = np.full((30, 40, 3), 40000, np.uint16)
+    out = decode_image(encode(deep), LIMIT)
+    assert out.dtype == np.uint8 and abs(int(out[0, 0, 0]) - 40000 // 257) <= 1
+
+    rgba = np.zeros((30, 40, 4), np.uint8)
+    rgba[..., :3] = (120, 150, 210)          # skin colour everywhere ...
+    rgba[:, 20:, 3] = 255                    # ... but the left half is transparent
+    out = decode_image(encode(rgba), LIMIT)
+    assert (out[:, :20] == 0).all()
+    assert (out[:, 20:] == (120, 150, 210)).all()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_gives_upright_pixels(orientation):
+    # Build the stored (sideways) image so that, once the orientation is
+    # applied, a bright block sits at the top-left of a 40x20 (w x h) image.
+    upright = np.zeros((20, 40, 3), np.uint8)
+    upright[:6, :10] = 255
+    inverse = {1: lambda a: a, 2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+               4: lambda a: cv2.flip(a, 0), 5: lambda a: cv2.transpose(a),
+               6: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+               7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+               8: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE)}[orientation]
+    stored = encode(inverse(upright), ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 100])
+    out = decode_image(with_exif_orientation(stored, orientation), LIMIT)
+    assert out.shape[:2] == (20, 40)
+    bright = out[..., 0] > 128
+    ys, xs = np.nonzero(bright)
+    assert ys.mean() < 5 and xs.mean() < 8
+
+
+def test_pillow_made_kinds_are_converted(tmp_path):
+    PIL = pytest.importorskip("PIL.Image")
+    rgb = PIL.new("RGB", (40, 30), (210, 150, 120))
+    cases = {
+        "cmyk.jpg": rgb.convert("CMYK"),
+        "palette.png": rgb.convert("P"),
+        "gray_alpha.png": rgb.convert("LA"),
+        "gray.jpg": rgb.convert("L"),
+    }
+    for name, image in cases.items():
+        path = tmp_path / name
+        image.save(path)
+        out = read_image(path, LIMIT)
+        assert out.shape == (30, 40, 3) and out.dtype == np.uint8, name
+    cmyk = read_image(tmp_path / "cmyk.jpg", LIMIT)
+    assert np.abs(cmyk.astype(int)[15, 20] - (120, 150, 210)).max() < 12
+
+
+def test_read_errors_are_sentences(tmp_path):
+    with pytest.raises(ImageReadError, match="disappeared"):
+        read_image(tmp_path / "missing.jpg", LIMIT)
+    link = tmp_path / "broken.jpg"
+    link.symlink_to(tmp_path / "nowhere.jpg")
+    with pytest.raises(ImageReadError, match="broken symbolic link"):
+        read_image(link, LIMIT)
+
+
+def test_atomic_write_leaves_no_temp_on_error(tmp_path, monkeypatch):
+    target = tmp_path / "out" / "a.png"
+    atomic_write_bytes(target, b"one")
+    assert target.read_bytes() == b"one"
+
+    def failing_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", failing_replace)
+    with pytest.raises(OSError):
+        atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"one"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]
+
+
+def test_remove_temp_files(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / ".a.png.skinseg-tmp-123").write_bytes(b"partial")
+    (tmp_path / "x" / "a.png").write_bytes(b"done")
+    assert remove_temp_files(tmp_path) == 1
+    assert [p.name for p in (tmp_path / "x").iterdir()] == ["a.png"]
