@@ -166,13 +166,17 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
     sys.exit(result.exit_code)
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (not the one at set-up)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+
+
 def _setup_logging() -> None:
     logger = logging.getLogger("skinseg")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler())
     logger.setLevel(logging.INFO)
 
 

@@ -21,6 +21,16 @@ import numpy as np
 import cv2
 
 TEMP_MARKER = ".skinseg-tmp-"
+
+
+def _file_mode() -> int:
+    """The mode open() would give a new file (mkstemp would give 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
 MIN_SIDE = 16      # smaller images carry no usable skin region (and break morphology)
 
 
@@ -208,6 +218,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            os.fchmod(handle.fileno(), FILE_MODE)
         os.replace(temp, path)
     except BaseException:
         try:

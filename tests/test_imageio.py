@@ -1,3 +1,4 @@
+import os
 import struct
 
 import cv2
@@ -146,3 +147,11 @@ def test_remove_temp_files(tmp_path):
     (tmp_path / "x" / "a.png").write_bytes(b"done")
     assert remove_temp_files(tmp_path) == 1
     assert [p.name for p in (tmp_path / "x").iterdir()] == ["a.png"]
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    target = tmp_path / "a.png"
+    atomic_write_bytes(target, b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

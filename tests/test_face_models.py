@@ -1,0 +1,117 @@
+"""Model provisioning and the three face detectors."""
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import REPO
+from skinseg import models
+from skinseg.face import (KEYPOINT_NAMES, MediaPipeFaceDetector, NoFaceDetector, OpenCVFaceDetector, open_detector,
+                          plan_detector)
+
+HOPPER = REPO / "examples/dataset_original/train/Normal Skin/2.jpg"
+ASTRONAUT = REPO / "examples/dataset_original/train/Normal Skin/1.jpg"
+
+
+def fake_tflite(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64)
+    return path
+
+
+def test_find_model_prefers_model_dir_then_cache(tmp_path, monkeypatch):
+    spec = models.FACE_SHORT_RANGE
+    monkeypatch.setenv(models.ENV_MODEL_DIR, str(tmp_path / "models"))
+    assert models.find_model(spec) is None
+    cached = fake_tflite(models.cache_dir() / spec.filename)
+    assert models.find_model(spec) == cached
+    in_dir = fake_tflite(tmp_path / "models" / spec.filename)
+    assert models.find_model(spec) == in_dir
+
+
+def test_non_tflite_file_is_not_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv(models.ENV_MODEL_DIR, str(tmp_path))
+    (tmp_path / models.FACE_SHORT_RANGE.filename).write_text("<html>not a model</html>")
+    assert models.find_model(models.FACE_SHORT_RANGE) is None
+    with pytest.raises(models.ModelUnavailable, match="not a TFLite model"):
+        models.ensure_model(models.FACE_SHORT_RANGE, tmp_path / models.FACE_SHORT_RANGE.filename)
+
+
+def test_offline_without_model_says_how_to_get_it(no_models):
+    with pytest.raises(models.ModelUnavailable) as info:
+        models.ensure_model(models.FACE_SHORT_RANGE)
+    message = str(info.value)
+    assert "SKINSEG_OFFLINE" in message and models.ENV_MODEL_DIR in message and "https://" in message
+
+
+def test_download_is_atomic_and_verified(tmp_path, monkeypatch, no_models):
+    """A file:// URL stands in for the model server: nothing leaves the machine."""
+    source = fake_tflite(tmp_path / "served.tflite")
+    spec = models.ModelSpec("x", "x.tflite", source.as_uri(), "test model")
+    monkeypatch.setenv(models.ENV_OFFLINE, "0")
+    path = models.ensure_model(spec)
+    assert path == models.cache_dir() / "x.tflite" and path.read_bytes() == source.read_bytes()
+    assert [p.name for p in path.parent.iterdir()] == ["x.tflite"]
+
+    bad = tmp_path / "bad.tflite"
+    bad.write_text("<html>captive portal</html>")
+    bad_spec = models.ModelSpec("y", "y.tflite", bad.as_uri(), "test model")
+    with pytest.raises(models.ModelUnavailable, match="not a TFLite model"):
+        models.ensure_model(bad_spec)
+    missing = models.ModelSpec("z", "z.tflite", (tmp_path / "absent").as_uri(), "test model")
+    with pytest.raises(models.ModelUnavailable, match="could not be downloaded"):
+        models.ensure_model(missing)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.tflite"]    # no partial files
+
+
+def test_auto_falls_back_to_opencv_with_one_note(no_models):
+    plan = plan_detector(True, "auto", None, 0.5)
+    assert plan.name == "opencv" and "Haar" in plan.note
+    with pytest.raises(models.ModelUnavailable):
+        plan_detector(True, "mediapipe", None, 0.5)
+    assert plan_detector(False, "auto", None, 0.5).name == "none"
+    assert isinstance(open_detector(plan_detector(False, "auto", None, 0.5)), NoFaceDetector)
+
+
+def test_opencv_detector_finds_the_face_offline():
+    detector = OpenCVFaceDetector()
+    image = cv2.imread(str(HOPPER))
+    faces = detector.detect(image)
+    assert faces, "Haar cascade found no face in the Grace Hopper photo"
+    x0, y0, x1, y1 = max(faces, key=lambda f: f.area).box
+    # Her face is around the middle of the upper half of the photo.
+    assert x0 < 256 < x1 and y0 < 250 < y1
+    assert faces[0].score is None and faces[0].keypoints == {}
+
+
+def test_mediapipe_detector_boxes_and_keypoints(model_dir):
+    plan = plan_detector(True, "auto", None, 0.5)
+    assert plan.name == "mediapipe" and plan.note is None
+    detector = open_detector(plan)
+    try:
+        assert isinstance(detector, MediaPipeFaceDetector)
+        image = cv2.imread(str(ASTRONAUT))
+        faces = detector.detect(image)
+        assert len(faces) >= 1
+        face = max(faces, key=lambda f: f.area)
+        x0, y0, x1, y1 = face.box
+        assert face.score > 0.7
+        assert set(face.keypoints) == set(KEYPOINT_NAMES)
+        rx, ry = face.keypoints["right_eye"]        # subject's right eye: image left
+        lx, ly = face.keypoints["left_eye"]
+        mx, my = face.keypoints["mouth_center"]
+        assert x0 < rx < lx < x1 and y0 < ry < my < y1
+        # The same face found on a 4x larger copy maps back to the same place.
+        big = cv2.resize(image, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+        big_face = max(detector.detect(big), key=lambda f: f.area)
+        assert all(abs(a / 4 - b) < 6 for a, b in zip(big_face.box, face.box))
+    finally:
+        detector.close()
+
+
+def test_explicit_face_model_path(model_dir, no_models):
+    plan = plan_detector(True, "mediapipe", model_dir / "blaze_face_short_range.tflite", 0.5)
+    assert plan.name == "mediapipe" and len(plan.model_paths) == 1
+    with pytest.raises(models.ModelUnavailable, match="does not exist"):
+        plan_detector(True, "mediapipe", model_dir / "nope.tflite", 0.5)

@@ -1,0 +1,58 @@
+"""The tool as a user runs it: a separate process, real signals, real stderr."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, make_dataset, read_manifest, skin_image, tree_digest
+
+
+def run_tool(*args, env_extra=None, **kwargs):
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run([sys.executable, str(REPO / "build_dataset.py"), *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300, **kwargs)
+
+
+def test_no_native_log_noise_reaches_the_user(model_dir, tmp_path):
+    src = REPO / "examples" / "dataset_original"
+    proc = run_tool("--src", src, "--dst", tmp_path / "dst", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    for noise in ("INFO:", "W0000", "I0000", "TensorFlow Lite", "XNNPACK", "Exception ignored", "Traceback",
+                  "InitGoogle"):
+        assert noise not in proc.stderr, proc.stderr
+    assert "11 written" in proc.stdout
+    proc = run_tool("--src", src, "--dst", tmp_path / "dst1", "--workers", "1")
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_sigint_stops_cleanly_and_a_rerun_completes(tmp_path):
+    src = make_dataset(tmp_path / "src", {f"train/A/{i:03d}.png": skin_image(400, 300, seed_offset=i % 7)
+                                          for i in range(120)})
+    before = tree_digest(src)
+    dst = tmp_path / "dst"
+    proc = subprocess.Popen([sys.executable, str(REPO / "build_dataset.py"), "--src", str(src), "--dst", str(dst),
+                             "--workers", "2", "--no-face"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    journal = dst / ".skinseg" / "journal.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not journal.exists() or journal.stat().st_size < 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    leftovers = [p for p in dst.rglob("*") if ".skinseg-tmp-" in p.name]
+    assert leftovers == []
+    assert not (dst / "manifest.jsonl").exists()
+
+    proc = run_tool("--src", src, "--dst", dst, "--workers", "2", "--no-face")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((dst / "build.json").read_text())
+    assert info["run"]["reused"] > 0 and info["run"]["processed"] < 120
+    assert len(read_manifest(dst)) == 120
+    assert tree_digest(src) == before
