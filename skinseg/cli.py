@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -151,6 +152,8 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
                          workers=workers or _default_workers(), overwrite=overwrite, quiet=quiet,
                          progress=not quiet and sys.stderr.isatty())
     _setup_logging()
+    # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = build(config)
     except BuildError as exc:
@@ -160,10 +163,20 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
         sys.exit(1)
     except BuildInterrupted as exc:
         click.echo(f"\n{exc}", err=True)
-        sys.exit(130)
+        sys.exit(128 + _last_signal[0])
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     if not quiet:
         click.echo(summary(result))
     sys.exit(result.exit_code)
+
+
+_last_signal = [signal.SIGINT]
+
+
+def _raise_interrupt(signum, _frame) -> None:
+    _last_signal[0] = signum
+    raise KeyboardInterrupt
 
 
 class _StderrHandler(logging.Handler):

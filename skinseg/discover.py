@@ -45,24 +45,24 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk_files(root: Path) -> Iterable[Path]:
-    """Every non-hidden file below root, following directory symlinks once.
+def _identity(path: Path) -> Optional[tuple[int, int]]:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
-    Directory identities (device, inode) already seen are skipped, so a
-    symlink loop ends instead of recursing forever.
+
+def _walk_files(root: Path, seen: set[tuple[int, int]]) -> Iterable[Path]:
+    """Every non-hidden file below root, following directory symlinks.
+
+    A folder whose identity (device, inode) is in `seen` is not entered again,
+    so a symlink loop, or a link back to another class or split, ends instead
+    of recursing forever or listing the same images twice.
     """
-    seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
         directory = stack.pop()
-        try:
-            st = directory.stat()
-        except OSError:
-            continue
-        identity = (st.st_dev, st.st_ino)
-        if identity in seen:
-            continue
-        seen.add(identity)
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError:
@@ -75,10 +75,13 @@ def _walk_files(root: Path) -> Iterable[Path]:
                 is_dir = entry.is_dir(follow_symlinks=True)
             except OSError:
                 is_dir = False
-            if is_dir:
-                stack.append(path)
-            else:
+            if not is_dir:
                 yield path
+                continue
+            identity = _identity(path)
+            if identity is not None and identity not in seen:
+                seen.add(identity)
+                stack.append(path)
 
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
@@ -147,6 +150,7 @@ def discover(src: Path) -> Discovery:
         )
     if "val" in split_dirs and "valid" in split_dirs:
         warnings.append("both 'val' and 'valid' exist; they are kept as two separate splits")
+    class_dirs: list[tuple[str, Path]] = []
     for split in split_dirs:
         for entry in sorted(os.scandir(src / split), key=lambda e: e.name):
             if _is_hidden(entry.name):
@@ -154,11 +158,16 @@ def discover(src: Path) -> Discovery:
             if not entry.is_dir():
                 ignored.append((f"{split}/{entry.name}", "file directly in a split folder, outside any class folder"))
                 continue
-            class_names.add(entry.name)
-            for path in _walk_files(Path(entry.path)):
+            class_dirs.append((split, Path(entry.path)))
+    # Folders that are splits or classes themselves are never entered through a link.
+    seen = {i for i in (_identity(p) for p in [src] + [src / s for s in split_dirs] + [d for _, d in class_dirs])
+            if i is not None}
+    for split, class_dir in class_dirs:
+        class_names.add(class_dir.name)
+        for path in _walk_files(class_dir, seen):
                 relative = path.relative_to(src).as_posix()
                 if path.suffix.lower() in IMAGE_EXTENSIONS:
-                    found.append((relative, split, entry.name))
+                    found.append((relative, split, class_dir.name))
                 else:
                     ignored.append((relative, "not an image file name (extension is not one of "
                                     + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))

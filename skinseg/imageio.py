@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -136,13 +137,33 @@ def sniff(data: bytes) -> Header:
     raise ImageReadError("not an image: the file content matches no supported image format (JPEG, PNG, BMP, WebP, TIFF)")
 
 
-def _looks_truncated(header: Header, data: bytes) -> bool:
-    """libjpeg fills a cut-off JPEG with grey and reports success; catch that."""
-    if header.format == "jpeg":
-        return data.rstrip(b"\x00")[-2:] != b"\xff\xd9"
+def _png_damage(data: bytes) -> Optional[str]:
+    """Walk the PNG chunks: a reason if one is cut off or fails its CRC."""
+    position = 8
+    while position + 8 <= len(data):
+        length = struct.unpack(">I", data[position:position + 4])[0]
+        kind = data[position + 4:position + 8]
+        end = position + 12 + length
+        if end > len(data):
+            return "the PNG file is truncated (its end is missing)"
+        crc = struct.unpack(">I", data[end - 4:end])[0]
+        if zlib.crc32(data[position + 4:end - 4]) != crc:
+            name = kind.decode("latin-1") if kind.isalpha() else "?"
+            return f"the PNG file is damaged: its {name} chunk fails the CRC check"
+        if kind == b"IEND":
+            return None
+        position = end
+    return "the PNG file is truncated (its end is missing)"
+
+
+def _damage(header: Header, data: bytes) -> Optional[str]:
+    """Catch damage that decoders hide: libjpeg fills a cut-off JPEG with grey
+    and reports success."""
+    if header.format == "jpeg" and data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
+        return "the JPEG file is truncated (its end is missing)"
     if header.format == "png":
-        return b"IEND" not in data[-32:]
-    return False
+        return _png_damage(data)
+    return None
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
@@ -157,8 +178,9 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
                 f"the image is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the limit of "
                 f"{max_pixels / 1e6:.0f} megapixels (--max-pixels); not decoded"
             )
-    if _looks_truncated(header, data):
-        raise ImageReadError(f"the {header.format.upper()} file is truncated (its end is missing)")
+    damage = _damage(header, data)
+    if damage:
+        raise ImageReadError(damage)
     buffer = np.frombuffer(data, np.uint8)
     # IMREAD_COLOR applies the EXIF orientation and converts grey, palette,
     # CMYK and 16-bit images to 8-bit BGR.
@@ -206,13 +228,23 @@ def read_image(path: Path, max_pixels: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- writing
 
+def _same_content(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write data to path so that path is either absent/old or complete.
 
     The temp file sits in the same folder (same file system) and carries
     TEMP_MARKER, so a build killed mid-write leaves only files that the next
-    build recognises and removes.
+    build recognises and removes.  A file that already holds exactly these
+    bytes is left alone, so a rebuild touches only outputs that changed.
     """
+    if _same_content(path, data):
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix="." + path.name + TEMP_MARKER, dir=path.parent)
     try:

@@ -102,8 +102,15 @@ def tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def run_cli(*args: str, expect: int | None = 0):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+def run_cli(*args: str, expect: int | None = 0, check_src: bool = True):
+    """Run the CLI in-process; the source tree must come out unchanged
+    (check_src=False for tests that change it on purpose mid-run)."""
+    args = [str(a) for a in args]
+    src = Path(args[args.index("--src") + 1]) if "--src" in args and check_src else None
+    before = tree_digest(src) if src is not None and src.is_dir() else None
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    if before is not None:
+        assert tree_digest(src) == before, "the build modified its source folder"
     if expect is not None:
         assert result.exit_code == expect, f"exit {result.exit_code}\n{result.output}"
     return result
