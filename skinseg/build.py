@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections import Counter, defaultdict
@@ -67,6 +68,8 @@ class BuildResult:
     elapsed_seconds: float
     warnings: list[str] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
+    shard: Optional[tuple[int, int]] = None
+    complete: bool = True          # False: a shard whose siblings have not all finished
 
     def counts(self) -> dict[str, int]:
         c = Counter(r.status for r in self.records)
@@ -112,7 +115,7 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
 def _check_writable(dst: Path) -> None:
     try:
         (dst / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        probe = dst / STATE_DIR / f".write-probe-{os.getpid()}"
+        probe = dst / STATE_DIR / f".write-probe-{socket.gethostname()}-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
@@ -146,10 +149,12 @@ def _to_record(row: dict) -> Optional[Record]:
 
 
 def previous_records(dst: Path) -> dict[str, Record]:
-    """What earlier builds left: the final manifest, then any journal of an
-    interrupted build on top (newer)."""
+    """What earlier builds left: the final manifest, then finished shards and
+    journals of interrupted builds on top (newer)."""
     found: dict[str, Record] = {}
-    for path in (dst / MANIFEST, dst / STATE_DIR / JOURNAL):
+    state = dst / STATE_DIR
+    paths = [dst / MANIFEST, *sorted((state / "shards").glob("*.jsonl")), *sorted(state.glob("journal*.jsonl"))]
+    for path in paths:
         for row in _read_jsonl(path):
             record = _to_record(row)
             if record is not None:
@@ -245,6 +250,38 @@ def _remove_stale_outputs(dst: Path, old: dict[str, Record], final: list[Record]
     return removed
 
 
+def in_shard(source: str, shard: Optional[tuple[int, int]]) -> bool:
+    """Shard k of n owns the sources whose hash is k-1 modulo n: a fixed
+    split that does not move when images are added elsewhere."""
+    if shard is None:
+        return True
+    index, count = shard
+    return int(hashlib.sha1(source.encode()).hexdigest()[:12], 16) % count == index - 1
+
+
+def sample_sources(discovery: Discovery, per_class: Optional[int]) -> Optional[set[str]]:
+    """At most per_class images of each class: those with the smallest hash
+    of their source path, so the choice is stable when images are added."""
+    if per_class is None:
+        return None
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for image in discovery.images:
+        by_class[image.class_name].append(image.source)
+    chosen = set()
+    for sources in by_class.values():
+        chosen.update(sorted(sources, key=lambda s: hashlib.sha1(s.encode()).hexdigest())[:per_class])
+    return chosen
+
+
+def _journal_name(shard: Optional[tuple[int, int]]) -> str:
+    # One journal per shard: shards on different machines never append to one file.
+    return JOURNAL if shard is None else f"journal-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def _shard_file(dst: Path, index: int, count: int) -> Path:
+    return dst / STATE_DIR / "shards" / f"{index}-of-{count}.jsonl"
+
+
 def build(config: BuildConfig) -> BuildResult:
     started = time.monotonic()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -261,19 +298,23 @@ def build(config: BuildConfig) -> BuildResult:
     mask_dtype = mask_dtype_name(len(class_names))
     plan = _plan_face_detector(config)
     _check_writable(dst)
-    for folder in (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, STATE_DIR):
-        remove_temp_files(dst / folder)
+    if config.shard is None:
+        # Leftovers of a killed build.  Shards skip this: a sibling shard may
+        # be writing its temp files right now; the merge removes them.
+        _remove_temp_files(dst)
 
     build_fingerprint = hashlib.sha256(
         f"{config.pipeline.fingerprint()}|{plan.signature}|{mask_dtype}".encode()).hexdigest()[:16]
+    sampled = sample_sources(discovery, config.sample)
     tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
                        task_fingerprint(build_fingerprint, src, img.source, class_ids[img.class_name], img.stem))
-             for img in discovery.images]
+             for img in discovery.images if sampled is None or img.source in sampled]
+    mine = [t for t in tasks if in_shard(t.source, config.shard)]
 
     old = previous_records(dst)
     final: dict[str, Record] = {}
     pending: list[ImageTask] = []
-    for task in tasks:
+    for task in mine:
         previous = old.get(task.source)
         if (not config.overwrite and previous is not None and previous.fingerprint == task.fingerprint
                 and _outputs_complete(dst, previous)):
@@ -283,12 +324,11 @@ def build(config: BuildConfig) -> BuildResult:
     reused = len(final)
 
     runtime = Runtime(src=src, dst=dst, config=config.pipeline, detector_plan=plan, mask_dtype=mask_dtype)
-    journal_path = dst / STATE_DIR / JOURNAL
     from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
-               dynamic_ncols=True, desc="building")
-    journal = open(journal_path, "a", encoding="utf-8")
+    bar = tqdm(total=len(mine), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
+               dynamic_ncols=True, desc="building" if config.shard is None else f"shard {config.shard[0]}")
+    journal = open(dst / STATE_DIR / _journal_name(config.shard), "a", encoding="utf-8")
 
     def on_record(record: Record) -> None:
         final[record.source] = record
@@ -299,7 +339,7 @@ def build(config: BuildConfig) -> BuildResult:
     try:
         run(pending, runtime, config.workers, on_record)
     except KeyboardInterrupt:
-        raise BuildInterrupted(f"interrupted after {len(final)} of {len(tasks)} images; "
+        raise BuildInterrupted(f"interrupted after {len(final)} of {len(mine)} images; "
                                "run the same command again to resume") from None
     except OutputWriteError as exc:
         raise BuildAborted(f"{exc}; the build stopped, finished images are kept "
@@ -310,11 +350,16 @@ def build(config: BuildConfig) -> BuildResult:
         journal.close()
         bar.close()
 
-    records = [final[t.source] for t in tasks]
-    elapsed = time.monotonic() - started
-    result = BuildResult(dst, records, class_names, processed=len(pending), reused=reused,
-                         elapsed_seconds=elapsed, warnings=list(discovery.warnings), ignored=discovery.ignored)
+    result = BuildResult(dst, [final[t.source] for t in mine], class_names, processed=len(pending),
+                         reused=reused, elapsed_seconds=time.monotonic() - started,
+                         warnings=list(discovery.warnings), ignored=discovery.ignored, shard=config.shard)
     try:
+        if config.shard is not None:
+            all_records = _finish_shard(config, build_fingerprint, result.records, tasks)
+            if all_records is None:
+                result.complete = False
+                return result
+            result.records = all_records
         _finalize(config, result, plan, mask_dtype, old, started_at)
     except OSError as exc:
         raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
@@ -322,9 +367,46 @@ def build(config: BuildConfig) -> BuildResult:
     return result
 
 
+def _finish_shard(config: BuildConfig, build_fingerprint: str, records: list[Record],
+                  tasks: list[ImageTask]) -> Optional[list[Record]]:
+    """Save this shard's records; if every shard is done, return all records
+    (this shard then writes the dataset files), else None."""
+    assert config.shard is not None
+    index, count = config.shard
+    header = {"shard": index, "of": count, "build": build_fingerprint, "images": len(tasks)}
+    lines = [json.dumps(header)] + [json.dumps(r.to_dict(), ensure_ascii=False) for r in records]
+    _write_text(_shard_file(config.dst, index, count), "\n".join(lines) + "\n")
+    merged: dict[str, Record] = {}
+    for k in range(1, count + 1):
+        path = _shard_file(config.dst, k, count)
+        try:
+            first, *rows = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return None     # not finished yet (or another shard has just merged everything)
+        other = json.loads(first)
+        if other.get("build") != build_fingerprint or other.get("images") != len(tasks):
+            raise BuildError(f"shard {k}/{count} in {config.dst} was built with other parameters or another "
+                             "source listing; run every shard with the same options and --src")
+        for row in rows:
+            record = _to_record(json.loads(row))
+            if record is not None:
+                merged[record.source] = record
+    missing = [t.source for t in tasks if t.source not in merged]
+    if missing:
+        raise BuildError(f"the shards do not cover {len(missing)} images (e.g. {missing[0]}); "
+                         "were they run with different --src contents?")
+    return [merged[t.source] for t in tasks]
+
+
+def _remove_temp_files(dst: Path) -> None:
+    for folder in (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, STATE_DIR):
+        remove_temp_files(dst / folder)
+
+
 def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, mask_dtype: str,
               old: dict[str, Record], started_at: str) -> None:
     dst = config.dst
+    _remove_temp_files(dst)
     _remove_stale_outputs(dst, old, result.records)
     _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
     atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names), ".png"))
@@ -336,6 +418,7 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, mask
         "parameters": {
             "src": str(config.src),
             "classes_file": str(config.classes_file) if config.classes_file else None,
+            "sample_per_class": config.sample,
             **config.pipeline.to_dict(),
         },
         "face_detector": {"name": plan.name, "models": [os.path.basename(p) for p in plan.model_paths],
@@ -346,12 +429,16 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, mask
         "ignored_files": [{"path": p, "reason": why} for p, why in result.ignored],
         "warnings": result.warnings,
         # Everything above depends only on the source and the parameters;
-        # "run" describes this particular run.
+        # "run" describes this particular run (or, sharded, the last shard's).
         "run": {"started_at": started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
-                "workers": config.workers, "processed": result.processed, "reused": result.reused},
+                "workers": config.workers, "processed": result.processed, "reused": result.reused,
+                "shard": list(config.shard) if config.shard else None},
     }
     _write_text(dst / BUILD_JSON, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    try:
-        (dst / STATE_DIR / JOURNAL).unlink()
-    except FileNotFoundError:
-        pass
+    # The dataset is complete: resume state is no longer needed.
+    state = dst / STATE_DIR
+    for leftover in list(state.glob("journal*.jsonl")) + list((state / "shards").glob("*.jsonl")):
+        try:
+            leftover.unlink()
+        except FileNotFoundError:
+            pass    # another shard finishing at the same moment removed it

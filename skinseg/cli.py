@@ -21,6 +21,26 @@ from .config import (BuildConfig, CleanupParams, FaceParams, OutputParams, Pipel
 _DEFAULTS = PipelineConfig()
 
 
+class ShardType(click.ParamType):
+    """'K/N' -> (k, n) with 1 <= k <= n."""
+
+    name = "K/N"
+
+    def get_metavar(self, param, ctx=None):
+        return "K/N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            k, n = (int(part) for part in str(value).split("/"))
+        except ValueError:
+            self.fail(f"{value!r} is not K/N, e.g. 2/8 for the second of eight shards", param, ctx)
+        if not 1 <= k <= n:
+            self.fail(f"{value!r}: K must be between 1 and N", param, ctx)
+        return (k, n)
+
+
 class TripleType(click.ParamType):
     """'A,B,C' -> (a, b, c) with per-channel upper limits."""
 
@@ -120,6 +140,11 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               help="Larger images are refused (recorded as failed) before decoding.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Processes to use [default: all cores].")
+@click.option("--shard", type=ShardType(), default=None,
+              help="Do only part K of N of the work (N machines, one shared --dst); the last to finish writes "
+                   "manifest.jsonl and build.json.")
+@click.option("--sample", type=click.IntRange(1), default=None,
+              help="Only N images per class (a fixed choice): a quick look before the full build.")
 @click.option("--overwrite", is_flag=True, help="Rebuild every image; allow a non-empty dst that is not a build.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; warnings and errors only.")
 @click.version_option(__version__, prog_name="skinseg")
@@ -127,7 +152,8 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
          face_enabled: bool, face_detector: str, face_model: Optional[Path], min_face_score: float,
          face_margin: float, crop: bool, kernel_size: int, morph_iterations: int, components: str,
          min_component_area: float, min_skin_fraction: float, background: str, image_format: str,
-         max_pixels: int, workers: Optional[int], overwrite: bool, quiet: bool) -> None:
+         max_pixels: int, workers: Optional[int], shard: Optional[tuple[int, int]], sample: Optional[int],
+         overwrite: bool, quiet: bool) -> None:
     """Turn a skin classification dataset into a skin segmentation dataset.
 
     For every image: find the face (optional) and crop to it, find the skin
@@ -150,6 +176,7 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
     )
     config = BuildConfig(src=src, dst=dst, pipeline=pipeline, classes_file=classes_file,
                          workers=workers or _default_workers(), overwrite=overwrite, quiet=quiet,
+                         shard=shard, sample=sample,
                          progress=not quiet and sys.stderr.isatty())
     _setup_logging()
     # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
@@ -196,6 +223,11 @@ def _setup_logging() -> None:
 def summary(result: BuildResult) -> str:
     """A few lines: totals, per split, what failed and where to look."""
     counts = result.counts()
+    if not result.complete:
+        k, n = result.shard
+        return (f"skinseg: shard {k}/{n} done: {counts['written']} written, {counts['skipped']} skipped, "
+                f"{counts['failed']} failed ({len(result.records)} images). Other shards are still running; "
+                f"the last to finish writes {result.dst / 'manifest.jsonl'}")
     lines = [f"skinseg: {counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed "
              f"({len(result.records)} images, {result.processed} processed now, {result.reused} already done; "
              f"{result.elapsed_seconds:.1f} s)"]
