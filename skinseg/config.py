@@ -62,7 +62,6 @@ class OutputParams:
     background: Background = "black"
     image_format: ImageFormat = "jpg"
     jpeg_quality: int = 95
-    png_compression: int = 1             # zlib level: masks compress well even at 1
 
     @property
     def image_extension(self) -> str:

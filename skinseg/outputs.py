@@ -9,6 +9,8 @@ import colorsys
 import cv2
 import numpy as np
 
+from .imageio import encode_indexed_png
+
 # Kelly's colours of maximum contrast, without white and black (black is
 # "not skin"): fixed, so a class keeps its colour across builds and machines.
 _KELLY_HEX = (
@@ -44,16 +46,16 @@ def skin_only_image(bgr: np.ndarray, skin: np.ndarray, background: str) -> np.nd
 
 
 def label_mask(skin: np.ndarray, class_id: int, dtype: str) -> np.ndarray:
-    """0 where not skin, class_id on skin."""
-    out = np.zeros(skin.shape, dtype=np.dtype(dtype))
-    out[skin > 0] = class_id
-    return out
+    """0 where not skin, class_id on skin (skin is 0/255)."""
+    if dtype == "uint8":
+        return cv2.bitwise_and(skin, class_id)      # 255 & k == k
+    return (skin > 0).astype(np.uint16) * np.uint16(class_id)
 
 
-def preview_image(skin: np.ndarray, class_id: int) -> np.ndarray:
-    out = np.zeros(skin.shape + (3,), np.uint8)
-    out[skin > 0] = class_color(class_id)
-    return out
+def preview_png(skin: np.ndarray, class_id: int) -> bytes:
+    """The colour preview as a two-colour palette PNG: black, and the class colour."""
+    b, g, r = class_color(class_id)
+    return encode_indexed_png(cv2.bitwise_and(skin, 1), [(0, 0, 0), (r, g, b)])
 
 
 def legend_image(class_names: list[str]) -> np.ndarray:

@@ -127,11 +127,9 @@ def _write_outputs(runtime: Runtime, paths: tuple[str, str, str], crop: np.ndarr
     image_path, mask_path, preview_path = paths
     files = (
         (image_path, encode_image(outputs.skin_only_image(crop, mask, out.background), Path(image_path).suffix,
-                                  out.jpeg_quality, out.png_compression)),
-        (mask_path, encode_image(outputs.label_mask(mask, class_id, runtime.mask_dtype), ".png",
-                                 png_compression=out.png_compression)),
-        (preview_path, encode_image(outputs.preview_image(mask, class_id), ".png",
-                                    png_compression=out.png_compression)),
+                                  out.jpeg_quality)),
+        (mask_path, encode_image(outputs.label_mask(mask, class_id, runtime.mask_dtype), ".png")),
+        (preview_path, outputs.preview_png(mask, class_id)),
     )
     for relative, data in files:
         try:

@@ -8,7 +8,7 @@ from conftest import BLUE_BGR, SKIN_BGR, skin_image
 from skinseg.cleanup import clean_mask, keep_components, morphology, skin_fraction
 from skinseg.config import CleanupParams, SkinParams
 from skinseg.face import Face, best_face, crop_box
-from skinseg.outputs import class_color, label_mask, legend_image, preview_image, skin_only_image
+from skinseg.outputs import class_color, label_mask, legend_image, preview_png, skin_only_image
 from skinseg.skin import in_range_wrapping_hue, rules_mask
 
 
@@ -97,8 +97,10 @@ def test_outputs_render():
     assert m8.dtype == np.uint8 and set(np.unique(m8)) == {0, 3}
     m16 = label_mask(skin, 300, "uint16")
     assert m16.dtype == np.uint16 and set(np.unique(m16)) == {0, 300}
-    preview = preview_image(skin, 2)
+    preview = cv2.imdecode(np.frombuffer(preview_png(skin, 2), np.uint8), cv2.IMREAD_COLOR)
+    assert preview.shape == (30, 40, 3)
     assert tuple(preview[15, 15]) == class_color(2) and tuple(preview[0, 0]) == (0, 0, 0)
+    assert (preview.any(axis=2) == (skin > 0)).all()
 
 
 def test_class_colours_are_fixed_and_distinct():

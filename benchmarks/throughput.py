@@ -1,0 +1,184 @@
+"""Throughput and memory benchmark: prints a markdown table.
+
+    python benchmarks/throughput.py --eval-dir ../shared/eval [--images 300] [--size 1280] [--scale 10]
+        [--original-dir DIR --original-python PYTHON]
+
+1. Builds a deterministic classification set of --images JPEG photos whose long
+   side is --size pixels, from the photos in --eval-dir (resized), spread over
+   train/valid/test and three classes.
+2. Times, each as a fresh process on a fresh --dst:
+   - the I/O floor: decode every photo and write the same three outputs
+     (skin-only JPEG, mask PNG, preview PNG) with OpenCV, on one core, no detection;
+   - skinseg's default pipeline with --workers 1 and with all cores;
+   - optionally the original tool (a checkout of micpana/Skin-Segmentation-
+     Dataset-Builder run with a Python that has mediapipe 0.10.x), same photos;
+   - start-up: interpreter + imports + opening the models.
+3. Repeats the skinseg runs on --scale times more images to show how time
+   and peak memory grow.
+Peak memory is the largest resident set size of any one process of the run
+(from wait4's rusage, which covers the workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SPLITS = (("train", 0.7), ("valid", 0.15), ("test", 0.15))
+CLASSES = ("Acne", "Normal Skin", "Rosacea")
+
+
+def eval_photos(eval_dir: Path) -> list[Path]:
+    photos = []
+    for subset in ("pratheepan_face", "pratheepan_family", "abdomen_train"):
+        photos += sorted((eval_dir / subset / "images").glob("*.jpeg"))
+    if not photos:
+        sys.exit(f"no photos under {eval_dir}/*/images")
+    return photos
+
+
+def make_dataset(root: Path, count: int, size: int, photos: list[Path]) -> None:
+    """count JPEGs, long side = size, cycling through photos; deterministic."""
+    cache: dict[Path, bytes] = {}
+    # Interleave the sets so every run mixes faces, families and close-ups.
+    order = [photos[(i * 7919) % len(photos)] for i in range(count)]
+    for i, photo in enumerate(order):
+        fraction = (i % 20) / 20
+        split = "train" if fraction < 0.7 else "valid" if fraction < 0.85 else "test"
+        path = root / split / CLASSES[i % len(CLASSES)] / f"{i:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if photo not in cache:
+            image = cv2.imread(str(photo))
+            h, w = image.shape[:2]
+            scale = size / max(h, w)
+            interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+            resized = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=interp)
+            cache[photo] = cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        path.write_bytes(cache[photo])
+
+
+def io_floor(src: Path, dst: Path) -> None:
+    """Decode each photo, write the three outputs skinseg writes, nothing else."""
+    cv2.setNumThreads(1)
+    for path in sorted(src.rglob("*.jpg")):
+        image = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        # A mask like a real one (an ellipse over ~40 % of the image), not all zeros,
+        # which would make the PNGs unrealistically cheap to encode.
+        mask = np.zeros(image.shape[:2], np.uint8)
+        h, w = mask.shape
+        cv2.ellipse(mask, (w // 2, h // 2), (w // 3, h // 3), 0, 0, 360, 2, -1)
+        out = dst / path.relative_to(src).parent
+        out.mkdir(parents=True, exist_ok=True)
+        stem = path.stem
+        (out / f"{stem}.jpg").write_bytes(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+        (out / f"{stem}_mask.png").write_bytes(cv2.imencode(".png", mask)[1])
+        (out / f"{stem}_preview.png").write_bytes(
+            cv2.imencode(".png", cv2.merge([mask * 120, mask * 60, mask * 30]))[1])
+
+
+def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB of the largest process of the tree)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{command} failed ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
+    proc.stderr.close()
+    return wall, usage.ru_maxrss / 1024
+
+
+def skinseg_run(src: Path, dst: Path, workers: int, extra: list[str]) -> tuple[float, float]:
+    return timed([sys.executable, str(REPO / "build_dataset.py"), "--src", str(src), "--dst", str(dst),
+                  "--workers", str(workers), "--quiet", *extra])
+
+
+def startup_seconds() -> tuple[float, float]:
+    """(interpreter + imports + models, imports + models only)."""
+    code = ("import time; t = time.perf_counter()\n"
+            "from skinseg.build import _plan_face_detector\n"
+            "from skinseg.config import BuildConfig, PipelineConfig\n"
+            "from skinseg.pipeline import Runtime, open_engines\n"
+            "from pathlib import Path\n"
+            "cfg = BuildConfig(Path('.'), Path('.'), PipelineConfig(), progress=False)\n"
+            "engines = open_engines(Runtime(Path('.'), Path('.'), cfg.pipeline, _plan_face_detector(cfg), 'uint8'))\n"
+            "print(time.perf_counter() - t)\n"
+            "engines.close()\n")
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    return time.perf_counter() - started, float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("SKINSEG_EVAL_DIR", "../shared/eval")))
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--size", type=int, default=1280)
+    parser.add_argument("--scale", type=int, default=10, help="second run: this many times more images (0: skip)")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--original-dir", type=Path, default=None, help="checkout of the original tool")
+    parser.add_argument("--original-python", default=None, help="a Python with mediapipe 0.10.x for it")
+    parser.add_argument("--skinseg-args", default="", help="extra options for every skinseg run")
+    parser.add_argument("--io-floor", nargs=2, type=Path, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.io_floor:
+        io_floor(*args.io_floor)
+        return
+
+    cores = len(os.sched_getaffinity(0))
+    extra = args.skinseg_args.split()
+    photos = eval_photos(args.eval_dir)
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        work = Path(tmp)
+        rows = []
+        counts = [args.images] + ([args.images * args.scale] if args.scale else [])
+        for count in counts:
+            src = work / f"src{count}"
+            make_dataset(src, count, args.size, photos)
+            floor = timed([sys.executable, __file__, "--io-floor", str(src), str(work / f"floor{count}")])
+            rows.append((count, "I/O floor (decode + write 3 files, 1 core)", *floor, floor[0]))
+            if args.original_dir and count == args.images:
+                orig_cwd = work / f"orig{count}"
+                orig_cwd.mkdir()
+                (orig_cwd / "dataset_original").symlink_to(src)
+                wall, rss = timed([args.original_python or sys.executable, str(args.original_dir / "build_dataset.py")],
+                                  cwd=orig_cwd, env=dict(os.environ, PYTHONPATH=str(args.original_dir)))
+                rows.append((count, "original tool (1 process)", wall, rss, floor[0]))
+            for workers in (1, cores):
+                wall, rss = skinseg_run(src, work / f"dst{count}-{workers}", workers, extra)
+                rows.append((count, f"skinseg --workers {workers}", wall, rss, floor[0]))
+        total, imports = startup_seconds()
+
+    print(f"{args.images} photos at {args.size} px long side (JPEG), {cores} cores, "
+          f"skinseg options: {' '.join(extra) or 'defaults'}\n")
+    print("| images | run | seconds | images/s | x I/O floor time | peak RSS per process (MB) |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: |")
+    for count, name, wall, rss, floor_wall in rows:
+        print(f"| {count} | {name} | {wall:.1f} | {count / wall:.1f} | {wall / floor_wall:.2f} | {rss:.0f} |")
+    by_name = {(c, n): w for c, n, w, _, _ in rows}
+    n = args.images
+    one, many = by_name[(n, "skinseg --workers 1")], by_name[(n, f"skinseg --workers {cores}")]
+    print(f"\n- {cores} workers vs 1: {one / many:.2f}x faster")
+    if (n, "original tool (1 process)") in by_name:
+        print(f"- all cores vs the original tool: {by_name[(n, 'original tool (1 process)')] / many:.2f}x faster")
+    if len(counts) > 1:
+        rss = {(c, name): r for c, name, _, r, _ in rows}
+        big = counts[1]
+        for name in ("skinseg --workers 1", f"skinseg --workers {cores}"):
+            print(f"- {name}: {big} images take {by_name[(big, name)] / by_name[(n, name)]:.1f}x the time of {n}; "
+                  f"peak RSS {rss[(big, name)] / rss[(n, name)]:.2f}x")
+    print(f"- start-up: {total:.2f} s for interpreter + imports + models ({imports:.2f} s imports + models)")
+
+
+if __name__ == "__main__":
+    main()
