@@ -25,12 +25,15 @@ def keep_components(mask: np.ndarray, keep: str, min_area_fraction: float) -> np
         return mask
     areas = stats[1:, cv2.CC_STAT_AREA]
     if keep == "largest":
-        kept = np.zeros(count, np.uint8)
-        kept[1 + int(np.argmax(areas))] = 255
-    else:
-        min_area = min_area_fraction * mask.size
-        kept = np.concatenate(([0], np.where(areas >= min_area, 255, 0))).astype(np.uint8)
-    return kept[labels]
+        return cv2.compare(labels, 1 + int(np.argmax(areas)), cv2.CMP_EQ)
+    # Erase the small regions inside their bounding boxes only: they are
+    # usually specks, so this touches a tiny part of the image.
+    out = mask.copy()
+    for label in np.nonzero(areas < min_area_fraction * mask.size)[0] + 1:
+        x, y, w, h = stats[label, :4]
+        box = out[y:y + h, x:x + w]
+        box[labels[y:y + h, x:x + w] == label] = 0
+    return out
 
 
 def clean_mask(mask: np.ndarray, params: CleanupParams) -> np.ndarray:
