@@ -31,6 +31,7 @@ from .face import DetectorPlan, plan_detector
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
 from .models import ModelUnavailable
 from .pipeline import IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, ImageTask, OutputWriteError, Record, Runtime
+from .report import REPORT_DIR, write_report
 from .runner import WorkerStartError, run
 
 log = logging.getLogger("skinseg")
@@ -399,7 +400,7 @@ def _finish_shard(config: BuildConfig, build_fingerprint: str, records: list[Rec
 
 
 def _remove_temp_files(dst: Path) -> None:
-    for folder in (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, STATE_DIR):
+    for folder in (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, STATE_DIR, REPORT_DIR):
         remove_temp_files(dst / folder)
 
 
@@ -435,6 +436,7 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, mask
                 "shard": list(config.shard) if config.shard else None},
     }
     _write_text(dst / BUILD_JSON, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    write_report(dst, config.src, result.records, info)
     # The dataset is complete: resume state is no longer needed.
     state = dst / STATE_DIR
     for leftover in list(state.glob("journal*.jsonl")) + list((state / "shards").glob("*.jsonl")):

@@ -245,4 +245,5 @@ def summary(result: BuildResult) -> str:
         lines.append(f"  {len(result.ignored)} non-image files ignored (listed in build.json)")
     lines.append(f"  classes: {len(result.class_names)} -> {result.dst / 'classes.txt'}; "
                  f"every image's record: {result.dst / 'manifest.jsonl'}")
+    lines.append(f"  to check it by eye, open {result.dst / 'report.html'}")
     return "\n".join(lines)

@@ -1,0 +1,458 @@
+"""dst/report.html: one self-contained page to judge a build by eye.
+
+The page shows the parameters and class legend, counts per split and class
+with the reasons for skipped and failed images, face statistics, a skin
+fraction histogram per class, a contact sheet per class and the images most
+likely to be wrong.  Everything except the thumbnails is aggregate statistics
+over the records, so the cost is bounded: only the sampled and suspect images
+(at most `per_class` per class plus `suspects`) are read.
+
+The page is byte-deterministic for the same records and build parameters (no
+times, stable ordering), like every other file of a build.  Thumbnails are
+named after the record's fingerprint, which changes whenever anything that
+decides the image's outputs changes; an existing thumbnail is therefore up to
+date and is not rendered again, which keeps re-runs cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import statistics
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+from urllib.parse import quote
+
+import cv2
+import numpy as np
+
+from .imageio import TEMP_MARKER, ImageReadError, atomic_write_bytes, encode_image, read_image
+from .outputs import class_color
+from .pipeline import Record
+
+REPORT_HTML = "report.html"
+REPORT_DIR = "report"
+THUMBS_DIR = f"{REPORT_DIR}/thumbs"
+THUMB_SIDE = 180            # long side of a thumbnail, pixels
+THUMB_QUALITY = 85
+THUMB_VERSION = "1"         # part of thumbnail names: bump when their rendering changes
+KINDS = ("crop", "skin", "overlay")
+OVERLAY_OPACITY = 0.5
+BINS = 20
+STATUSES = ("written", "skipped", "failed")
+
+# The "most likely wrong" score; the page caption explains the same rule.
+LOW, HIGH = 0.10, 0.95      # skin fractions that are suspicious in themselves
+FACE_LOW = 0.25             # a face crop with less skin than this missed skin (or the face is wrong)
+FACE_COMMON = 0.8           # a face is expected when at least this share of the class has one
+FLAG_WEIGHT = 0.5
+NO_FACE_WEIGHT = 0.25
+
+
+def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_class: int = 8,
+                 suspects: int = 24) -> Path:
+    """Write dst/report.html and its thumbnails (dst/report/…); return the html path."""
+    params = info.get("parameters") or {}
+    max_pixels = params.get("max_pixels", 100_000_000)
+    class_names = list(info.get("classes") or ["background"])[1:]
+    written = [r for r in records if r.status == "written"]
+
+    samples = _sample(written, per_class)
+    ranked = _rank_suspects(written, params, suspects)
+    shown = {r.source: r for group in samples.values() for r in group}
+    shown.update((r.source, r) for r, _, _ in ranked)
+    # Decoding the sources dominates; OpenCV releases the GIL, so threads use every core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        found = pool.map(lambda r: _thumbnails(dst, src, r, max_pixels), shown.values())
+        thumbs = dict(zip(shown, found))
+
+    page = _page(records, info, class_names, samples, ranked, thumbs)
+    path = dst / REPORT_HTML
+    atomic_write_bytes(path, page.encode("utf-8"))
+    keep = {dst / name for names in thumbs.values() if names for name in names.values()}
+    _remove_unreferenced(dst / REPORT_DIR, keep)
+    return path
+
+
+# ------------------------------------------------------------------ choosing images
+
+def _stable_key(record: Record) -> str:
+    """Order that does not change when other images are added or removed."""
+    return hashlib.sha1(record.source.encode()).hexdigest()
+
+
+def _sample(written: list[Record], per_class: int) -> dict[str, list[Record]]:
+    """Per class, the `per_class` written records with the smallest sha1(source), shown in source order."""
+    by_class: dict[str, list[Record]] = defaultdict(list)
+    for record in written:
+        by_class[record.class_name].append(record)
+    return {name: sorted(sorted(group, key=_stable_key)[:per_class], key=lambda r: r.source)
+            for name, group in by_class.items()}
+
+
+def _rank_suspects(written: list[Record], params: dict, count: int) -> list[tuple[Record, float, list[str]]]:
+    """The written records most likely to be wrong, highest score first: (record, score, reasons)."""
+    face_params = params.get("face") or {}
+    face_on, face_crop = face_params.get("enabled", True), face_params.get("crop", True)
+    by_class: dict[str, list[Record]] = defaultdict(list)
+    for record in written:
+        by_class[record.class_name].append(record)
+    median = {c: statistics.median(r.skin_fraction for r in group) for c, group in by_class.items()}
+    face_rate = {c: sum(r.face is not None for r in group) / len(group) for c, group in by_class.items()}
+
+    scored = []
+    for record in written:
+        fraction, name = record.skin_fraction, record.class_name
+        score = abs(fraction - median[name])
+        reasons = [f"class median {median[name]:.0%}"]
+        if fraction < LOW:
+            score += FLAG_WEIGHT
+            reasons.append("very little skin")
+        if fraction > HIGH:
+            score += FLAG_WEIGHT
+            reasons.append("almost all skin: background or hair counted?")
+        if face_crop and record.face is not None and fraction < FACE_LOW:
+            score += FLAG_WEIGHT
+            reasons.append("face found, little skin in its crop")
+        if face_on and record.face is None and face_rate[name] >= FACE_COMMON:
+            score += NO_FACE_WEIGHT
+            reasons.append(f"no face, {face_rate[name]:.0%} of the class have one")
+        scored.append((record, round(score, 6), reasons))
+    scored.sort(key=lambda item: (-item[1], _stable_key(item[0])))
+    return scored[:count]
+
+
+# ------------------------------------------------------------------ thumbnails
+
+def _thumb_size(crop: list[int]) -> tuple[int, int]:
+    """(width, height) of a crop's thumbnails; never enlarged."""
+    width, height = crop[2] - crop[0], crop[3] - crop[1]
+    scale = min(1.0, THUMB_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _read_output(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> Optional[np.ndarray]:
+    try:
+        return cv2.imdecode(np.fromfile(path, np.uint8), flags)
+    except (OSError, cv2.error):     # missing, or empty
+        return None
+
+
+def _jpeg_reduction(crop: list[int]) -> int:
+    """imdecode flags that decode a JPEG of the crop at 1/8, 1/4 or 1/2 size (a few times faster than
+    full size), as long as that stays at least thumbnail-sized."""
+    long_side = max(crop[2] - crop[0], crop[3] - crop[1])
+    for factor, flags in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                          (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if long_side // factor >= THUMB_SIDE:
+            return flags
+    return cv2.IMREAD_UNCHANGED
+
+
+def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, np.ndarray]]:
+    """The three thumbnails of a written record, or None when a file is unreadable."""
+    x0, y0, x1, y1 = record.crop
+    try:
+        crop = read_image(src / record.source, max_pixels)[y0:y1, x0:x1]
+    except ImageReadError:
+        return None
+    # A PNG skin-only image may have transparency, which the reduced decoders drop.
+    skin = _read_output(dst / record.image,
+                        _jpeg_reduction(record.crop) if record.image.endswith(".jpg") else cv2.IMREAD_UNCHANGED)
+    mask = _read_output(dst / record.mask)
+    if skin is None or mask is None or crop.shape[:2] != mask.shape[:2]:
+        return None                  # the source changed since it was processed, or outputs went missing
+    size = _thumb_size(record.crop)
+    # Downscale first: the overlay maths then runs on thumbnail pixels only.
+    crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    skin = cv2.resize(skin, size, interpolation=cv2.INTER_AREA)
+    if skin.shape[2] == 4:           # --background transparent: show transparency as black
+        skin = (skin[:, :, :3] * (skin[:, :, 3:] / 255.0)).astype(np.uint8)
+    coverage = cv2.resize(cv2.compare(mask, 0, cv2.CMP_GT), size, interpolation=cv2.INTER_AREA)
+    alpha = coverage[:, :, None].astype(np.float32) * (OVERLAY_OPACITY / 255.0)
+    colour = np.array(class_color(record.class_id), np.float32)
+    overlay = (crop * (1.0 - alpha) + colour * alpha).round().astype(np.uint8)
+    return {"crop": crop, "skin": skin, "overlay": overlay}
+
+
+def _thumbnails(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, str]]:
+    """Paths (relative to dst) of a record's thumbnails, rendered unless already there."""
+    key = hashlib.sha1(f"{THUMB_VERSION}|{record.source}|{record.fingerprint}".encode()).hexdigest()[:16]
+    names = {kind: f"{THUMBS_DIR}/{key}_{kind}.jpg" for kind in KINDS}
+    if all((dst / name).is_file() for name in names.values()):
+        return names
+    images = _render(dst, src, record, max_pixels)
+    if images is None:
+        return None
+    for kind, image in images.items():
+        atomic_write_bytes(dst / names[kind], encode_image(image, ".jpg", THUMB_QUALITY))
+    return names
+
+
+def _remove_unreferenced(folder: Path, keep: set[Path]) -> None:
+    """Delete files below dst/report/ that this report does not use (left by earlier builds).
+    Temp files are left alone: two shards finishing at once both write the report, and one must
+    not delete the other's write in progress; the build's temp-file clean-up removes leftovers."""
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            if path not in keep and TEMP_MARKER not in name:
+                path.unlink()
+
+
+# ------------------------------------------------------------------ html
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;background:#fafafa;margin:0}
+main{max-width:1200px;margin:0 auto;padding:12px 24px 48px}
+h1{font-size:24px;margin:16px 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:16px;margin:20px 0 6px}
+nav a{margin-right:14px}a{color:#0b62a4}
+table{border-collapse:collapse;margin:6px 0;background:#fff}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.total td{font-weight:600;background:#f6f6f6}
+.sw{display:inline-block;width:28px;height:14px;border:1px solid #888;vertical-align:middle}
+.muted,.cap{color:#666}.cap{max-width:900px}
+code{background:#eee;padding:0 3px;border-radius:3px}
+.hists{display:flex;flex-wrap:wrap;gap:16px}.hist{background:#fff;border:1px solid #ddd;padding:6px 8px}
+.sheet{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0;background:#fff;border:1px solid #ddd;padding:6px;width:566px}
+figure .row{display:flex;gap:4px;align-items:flex-start}
+figure img{display:block;max-width:180px;height:auto;background:#000}
+figcaption{font-size:12px;margin-top:4px;overflow-wrap:anywhere}
+.none{width:548px;height:60px;display:flex;align-items:center;justify-content:center;background:#eee;color:#777}
+details{margin:6px 0}summary{cursor:pointer}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _url(relative: str) -> str:
+    """A dst-relative path as an escaped, percent-encoded relative URL."""
+    return _e(quote(relative))
+
+
+def _hex(class_id: int) -> str:
+    b, g, r = class_color(class_id)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _table(head: list[str], rows: list[list[str]], numeric_from: int = 99, total_last: bool = False,
+           attrs: str = "") -> str:
+    """A table of already escaped cells; columns from `numeric_from` on are right-aligned."""
+    out = [f"<table{attrs}><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for index, row in enumerate(rows):
+        cls = ' class="total"' if total_last and index == len(rows) - 1 else ""
+        cells = "".join(f'<td class="n">{c}</td>' if i >= numeric_from else f"<td>{c}</td>" for i, c in enumerate(row))
+        out.append(f"<tr{cls}>{cells}</tr>")
+    return "".join(out) + "</table>"
+
+
+def _params_section(info: dict) -> str:
+    rows = []
+    for key, value in (info.get("parameters") or {}).items():
+        # One row per group (face, skin, ...): the page stays short.
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        rows.append([_e(key), " · ".join((f"{_e(k)} " if k else "") + f"<code>{_e(json.dumps(v, ensure_ascii=False))}"
+                                          "</code>" for k, v in items)])
+    rows.append(["mask type", _e(info.get("mask_dtype", "?"))])
+    out = ['<h2 id="parameters">Parameters</h2>',
+           (f'<p class="cap">skinseg {_e(info.get("version", "?"))}. Every option that affects the outputs '
+            "(also in <code>build.json</code>).</p>"),
+           _table(["parameter", "value"], rows)]
+    warnings = info.get("warnings") or []
+    if warnings:
+        out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
+    ignored = info.get("ignored_files") or []
+    if ignored:
+        out.append(f"<details><summary>{len(ignored)} files ignored (not images)</summary>"
+                   + _table(["file", "why"], [[_e(i.get("path")), _e(i.get("reason"))] for i in ignored])
+                   + "</details>")
+    return "".join(out)
+
+
+def _legend_section(class_names: list[str], by_class: dict[str, Counter]) -> str:
+    rows = [['<span class="sw" style="background:#000000"></span>', "0", "background / not skin (ignored)",
+             "", "", ""]]
+    for class_id, name in enumerate(class_names, start=1):
+        counts = by_class.get(name, Counter())
+        rows.append([f'<span class="sw" style="background:{_hex(class_id)}"></span>', str(class_id),
+                     f'<a href="#class-{class_id}">{_e(name)}</a>'] + [str(counts[s]) for s in STATUSES])
+    return ('<h2 id="legend">Classes</h2><p class="cap">Colour of the class in <code>masks_preview/</code> and in '
+            "the overlays below, its id in <code>masks/</code>, and its images.</p>"
+            + _table(["colour", "id", "class", *STATUSES], rows, numeric_from=3))
+
+
+def _counts_section(records: list[Record], class_names: list[str]) -> str:
+    cells: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for record in records:
+        cells[(record.split, record.class_name)][record.status] += 1
+    order = {name: i for i, name in enumerate(class_names)}
+    keys = sorted(cells, key=lambda k: (k[0], order.get(k[1], len(order)), k[1]))
+    rows = [[_e(split), _e(name)] + [str(cells[(split, name)][s]) for s in STATUSES] for split, name in keys]
+    totals = Counter(r.status for r in records)
+    rows.append(["all", "all"] + [str(totals[s]) for s in STATUSES])
+    return ('<h2 id="counts">Counts</h2>'
+            + _table(["split", "class", *STATUSES], rows, numeric_from=2, total_last=True, attrs=' id="counts-table"'))
+
+
+def _reason_pattern(reason: Optional[str]) -> str:
+    """A reason with its numbers replaced, so that the same cause groups together."""
+    return re.sub(r"\d+(?:\.\d+)?", "N", reason or "no reason recorded")
+
+
+def _problems_section(records: list[Record]) -> str:
+    out = ['<h2 id="problems">Skipped and failed</h2>']
+    for status in ("skipped", "failed"):
+        chosen = [r for r in records if r.status == status]
+        if not chosen:
+            out.append(f"<p>No image was {status}.</p>")
+            continue
+        groups = Counter(_reason_pattern(r.reason) for r in chosen)
+        rows = [[_e(pattern), str(n)] for pattern, n in sorted(groups.items(), key=lambda g: (-g[1], g[0]))]
+        files = [[_e(r.source), _e(r.split), _e(r.class_name), _e(r.reason or "")] for r in chosen]
+        out.append(f"<h3>{len(chosen)} {status}</h3>"
+                   + _table(["reason (numbers shown as N)", "images"], rows, numeric_from=1)
+                   + f"<details{' open' if len(chosen) <= 50 else ''}><summary>the {len(chosen)} {status} files"
+                   + "</summary>" + _table(["file", "split", "class", "reason"], files, attrs=f' id="{status}-files"')
+                   + "</details>")
+    return "".join(out)
+
+
+def _faces_section(groups: dict[str, list[Record]], info: dict, class_names: list[str]) -> str:
+    detector = info.get("face_detector") or {}
+    face_on = ((info.get("parameters") or {}).get("face") or {}).get("enabled", True)
+    if not face_on:
+        return '<h2 id="faces">Faces</h2><p>Face detection was off (<code>--no-face</code>).</p>'
+    models = ", ".join(detector.get("models") or []) or "built in"
+    rows = []
+    for name in class_names:
+        analysed = [r for r in groups.get(name, []) if r.status != "failed"]
+        found = Counter(r.face.get("detector", "?") for r in analysed if r.face)
+        share = f"{sum(found.values()) / len(analysed):.0%}" if analysed else "–"
+        by_detector = ", ".join(f"{_e(d)}: {n}" for d, n in sorted(found.items())) or "–"
+        rows.append([_e(name), str(len(analysed)), str(sum(found.values())), share, by_detector])
+    return ('<h2 id="faces">Faces</h2>'
+            f'<p class="cap">Detector: <b>{_e(detector.get("name", "?"))}</b> ({_e(models)}). Counted over the images '
+            "that were analysed (written or skipped).</p>"
+            + _table(["class", "analysed", "with a face", "share", "by detector"], rows, numeric_from=1))
+
+
+def _histogram(values_written: list[float], values_skipped: list[float], colour: str, threshold: float) -> str:
+    """Inline SVG: skin fraction in BINS bins, written stacked on skipped (grey); dashed line = the threshold."""
+    width, height, pad = 240, 70, 14
+    bar = width / BINS
+    bins_w, bins_s = [0] * BINS, [0] * BINS
+    for values, bins in ((values_written, bins_w), (values_skipped, bins_s)):
+        for v in values:
+            bins[min(BINS - 1, int(v * BINS))] += 1
+    top = max([w + s for w, s in zip(bins_w, bins_s)] + [1])
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + pad}" '
+              f'viewBox="0 0 {width} {height + pad}" role="img">')]
+    for i, (w, s) in enumerate(zip(bins_w, bins_s)):
+        x = i * bar
+        hs, hw = height * s / top, height * w / top
+        label = f"{i / BINS:.2f}–{(i + 1) / BINS:.2f}: {w} written, {s} skipped"
+        parts.append(f'<g><title>{label}</title>'
+                     f'<rect x="{x:.1f}" y="{height - hs:.1f}" width="{bar - 1:.1f}" height="{hs:.1f}" fill="#bbb"/>'
+                     f'<rect x="{x:.1f}" y="{height - hs - hw:.1f}" width="{bar - 1:.1f}" height="{hw:.1f}" '
+                     f'fill="{colour}"/></g>')
+    tx = threshold * width
+    parts.append(f'<line x1="{tx:.1f}" y1="0" x2="{tx:.1f}" y2="{height}" stroke="#c00" stroke-dasharray="3,2"/>'
+                 f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#888"/>'
+                 f'<text x="0" y="{height + 12}" font-size="10">0</text>'
+                 f'<text x="{width / 2 - 8:.0f}" y="{height + 12}" font-size="10">0.5</text>'
+                 f'<text x="{width - 8}" y="{height + 12}" font-size="10">1</text></svg>')
+    return "".join(parts)
+
+
+def _histograms_section(groups: dict[str, list[Record]], info: dict, class_names: list[str]) -> str:
+    threshold = ((info.get("parameters") or {}).get("cleanup") or {}).get("min_skin_fraction", 0.0)
+    cards = []
+    for class_id, name in enumerate(class_names, start=1):
+        mine = [r for r in groups.get(name, []) if r.skin_fraction is not None]
+        written = [r.skin_fraction for r in mine if r.status == "written"]
+        skipped = [r.skin_fraction for r in mine if r.status == "skipped"]
+        median = f"median {statistics.median(written):.0%}" if written else "nothing written"
+        cards.append(f'<div class="hist"><b>{_e(name)}</b> <span class="muted">{len(mine)} images, {median}</span>'
+                     f"<br>{_histogram(written, skipped, _hex(class_id), threshold)}</div>")
+    return ('<h2 id="skin">Skin fraction</h2><p class="cap">Share of the crop that is skin, in 20 bins from 0 to 1: '
+            "written images in the class colour, skipped ones in grey; the dashed line is "
+            f"<code>--min-skin-fraction {threshold:g}</code>. Hover a bar for its counts.</p>"
+            f'<div class="hists">{"".join(cards)}</div>')
+
+
+def _figure(record: Record, names: Optional[dict[str, str]], notes: list[str]) -> str:
+    """One image: crop, skin-only image and overlay side by side, with a caption."""
+    if names:
+        width, height = _thumb_size(record.crop)
+        links = {"crop": None, "skin": record.image, "overlay": record.preview}
+        cells = []
+        for kind in KINDS:
+            img = (f'<img src="{_url(names[kind])}" width="{width}" height="{height}" '
+                   f'alt="{kind} of {_e(record.source)}" title="{kind}">')
+            cells.append(f'<a href="{_url(links[kind])}">{img}</a>' if links[kind] else img)
+        row = f'<div class="row">{"".join(cells)}</div>'
+    else:
+        row = '<div class="none">thumbnails unavailable (source or outputs unreadable)</div>'
+    face = "face" if record.face else "no face"
+    caption = [f"<b>{_e(record.source)}</b>", f"{record.skin_fraction:.1%} skin, {face}"] + [_e(n) for n in notes]
+    return f'<figure>{row}<figcaption>{" · ".join(caption)}</figcaption></figure>'
+
+
+def _suspects_section(ranked: list[tuple[Record, float, list[str]]], thumbs: dict) -> str:
+    figures = [_figure(r, thumbs.get(r.source), [f"score {score:.2f}"] + reasons) for r, score, reasons in ranked]
+    return ('<h2 id="suspects">Most likely wrong first</h2><p class="cap">Written images ranked by a score: the '
+            f"distance of the skin fraction from its class median, +{FLAG_WEIGHT:g} if it is below {LOW:.0%} or above "
+            f"{HIGH:.0%}, +{FLAG_WEIGHT:g} if a face was found but less than {FACE_LOW:.0%} of its crop is skin, "
+            f"+{NO_FACE_WEIGHT:g} if no face was found in a class where at least {FACE_COMMON:.0%} of the images "
+            "have one. Each image: the crop, the skin-only image, the mask over the crop (click for the full-size "
+            "files).</p>"
+            + (f'<div class="sheet">{"".join(figures)}</div>' if figures else "<p>No written images.</p>"))
+
+
+def _sheets_section(samples: dict[str, list[Record]], class_names: list[str], by_class: dict[str, Counter],
+                    thumbs: dict) -> str:
+    out = [('<h2 id="sheets">Contact sheets</h2><p class="cap">Per class, a fixed sample of the written images '
+            "(those with the smallest SHA-1 of their source path: adding images changes it only where a new one "
+            "hashes lower): crop, skin-only image, mask over the crop.</p>")]
+    for class_id, name in enumerate(class_names, start=1):
+        chosen = samples.get(name, [])
+        figures = "".join(_figure(r, thumbs.get(r.source), []) for r in chosen)
+        out.append(f'<h3 id="class-{class_id}"><span class="sw" style="background:{_hex(class_id)}"></span> '
+                   f"{_e(name)} <span class=\"muted\">(id {class_id}; {len(chosen)} of "
+                   f"{by_class.get(name, Counter())['written']} written)</span></h3>"
+                   + (f'<div class="sheet">{figures}</div>' if figures else "<p>No written images.</p>"))
+    return "".join(out)
+
+
+def _page(records: list[Record], info: dict, class_names: list[str], samples: dict[str, list[Record]],
+          ranked: list[tuple[Record, float, list[str]]], thumbs: dict) -> str:
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        groups[record.class_name].append(record)
+    by_class = {name: Counter(r.status for r in group) for name, group in groups.items()}
+    totals = Counter(r.status for r in records)
+    src = (info.get("parameters") or {}).get("src", "")
+    summary = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
+    nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in (
+        ("parameters", "parameters"), ("legend", "classes"), ("counts", "counts"), ("problems", "skipped/failed"),
+        ("faces", "faces"), ("skin", "skin fraction"), ("suspects", "most likely wrong"), ("sheets", "contact sheets")))
+    body = [f"<h1>skinseg build report</h1><p>Source <code>{_e(src)}</code>: {len(records)} images, {summary}.</p>",
+            f"<nav>{nav}</nav>",
+            _params_section(info), _legend_section(class_names, by_class), _counts_section(records, class_names),
+            _problems_section(records), _faces_section(groups, info, class_names),
+            _histograms_section(groups, info, class_names), _suspects_section(ranked, thumbs),
+            _sheets_section(samples, class_names, by_class, thumbs)]
+    return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>skinseg report: {_e(src)}</title><link rel="icon" href="data:,"><style>{CSS}</style></head>'
+            f'<body><main>{"".join(body)}</main></body></html>\n')
