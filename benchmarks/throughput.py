@@ -106,12 +106,13 @@ def skinseg_run(src: Path, dst: Path, workers: int, extra: list[str]) -> tuple[f
 def startup_seconds() -> tuple[float, float]:
     """(interpreter + imports + models, imports + models only)."""
     code = ("import time; t = time.perf_counter()\n"
-            "from skinseg.build import _plan_face_detector\n"
-            "from skinseg.config import BuildConfig, PipelineConfig\n"
-            "from skinseg.pipeline import Runtime, open_engines\n"
             "from pathlib import Path\n"
-            "cfg = BuildConfig(Path('.'), Path('.'), PipelineConfig(), progress=False)\n"
-            "engines = open_engines(Runtime(Path('.'), Path('.'), cfg.pipeline, _plan_face_detector(cfg), 'uint8'))\n"
+            "from skinseg.build import _plan_models\n"
+            "from skinseg.config import BuildConfig\n"
+            "from skinseg.pipeline import Runtime, open_engines\n"
+            "cfg = BuildConfig(Path('.'), Path('.'), progress=False)\n"
+            "detector, segmenter = _plan_models(cfg)\n"
+            "engines = open_engines(Runtime(Path('.'), Path('.'), cfg.pipeline, detector, 'uint8', segmenter))\n"
             "print(time.perf_counter() - t)\n"
             "engines.close()\n")
     started = time.perf_counter()

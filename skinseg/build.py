@@ -28,6 +28,7 @@ from .config import BuildConfig
 from .discover import (BACKGROUND_NAME, DatasetError, Discovery, assign_class_ids, discover, mask_dtype_name,
                        read_class_file)
 from .face import DetectorPlan, plan_detector
+from .person import SegmenterPlan, plan_segmenter
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
 from .models import ModelUnavailable
 from .pipeline import IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, ImageTask, OutputWriteError, Record, Runtime
@@ -199,16 +200,22 @@ def _resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
     return class_names
 
 
-def _plan_face_detector(config: BuildConfig) -> DetectorPlan:
-    face = config.pipeline.face
+def _plan_models(config: BuildConfig) -> tuple[DetectorPlan, SegmenterPlan]:
+    """Find (or download) the models once, before any worker starts."""
+    face, skin = config.pipeline.face, config.pipeline.skin
     try:
-        plan = plan_detector(face.enabled, face.detector, Path(face.model_path) if face.model_path else None,
-                             face.min_score, show_progress=config.progress)
+        detector = plan_detector(face.enabled, face.detector, Path(face.model_path) if face.model_path else None,
+                                 face.min_score, show_progress=config.progress)
+        wants_segmenter = skin.method == "adaptive" and skin.person_segmentation and face.enabled
+        segmenter = plan_segmenter(wants_segmenter,
+                                   Path(skin.person_model_path) if skin.person_model_path else None,
+                                   show_progress=config.progress)
     except ModelUnavailable as exc:
         raise BuildError(str(exc)) from None
-    if plan.note:
-        log.warning("%s", plan.note)
-    return plan
+    for note in (detector.note, segmenter.note):
+        if note:
+            log.warning("%s", note)
+    return detector, segmenter
 
 
 def _counts(records: list[Record]) -> dict:
@@ -297,15 +304,17 @@ def build(config: BuildConfig) -> BuildResult:
     class_names = _resolve_classes(config, discovery)
     class_ids = {name: i for i, name in enumerate(class_names, start=1)}
     mask_dtype = mask_dtype_name(len(class_names))
-    plan = _plan_face_detector(config)
+    plan, segmenter = _plan_models(config)
     _check_writable(dst)
     if config.shard is None:
         # Leftovers of a killed build.  Shards skip this: a sibling shard may
         # be writing its temp files right now; the merge removes them.
         _remove_temp_files(dst)
 
+    # The version is part of it: a new release may compute masks differently.
     build_fingerprint = hashlib.sha256(
-        f"{config.pipeline.fingerprint()}|{plan.signature}|{mask_dtype}".encode()).hexdigest()[:16]
+        f"{__version__}|{config.pipeline.fingerprint()}|{plan.signature}|{segmenter.signature}|{mask_dtype}"
+        .encode()).hexdigest()[:16]
     sampled = sample_sources(discovery, config.sample)
     tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
                        task_fingerprint(build_fingerprint, src, img.source, class_ids[img.class_name], img.stem))
@@ -324,7 +333,8 @@ def build(config: BuildConfig) -> BuildResult:
             pending.append(task)
     reused = len(final)
 
-    runtime = Runtime(src=src, dst=dst, config=config.pipeline, detector_plan=plan, mask_dtype=mask_dtype)
+    runtime = Runtime(src=src, dst=dst, config=config.pipeline, detector_plan=plan, mask_dtype=mask_dtype,
+                      segmenter_plan=segmenter)
     from tqdm import tqdm
 
     bar = tqdm(total=len(mine), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
@@ -361,7 +371,7 @@ def build(config: BuildConfig) -> BuildResult:
                 result.complete = False
                 return result
             result.records = all_records
-        _finalize(config, result, plan, mask_dtype, old, started_at)
+        _finalize(config, result, plan, segmenter, mask_dtype, old, started_at)
     except OSError as exc:
         raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
                            "re-running the same command finishes them") from None
@@ -404,8 +414,8 @@ def _remove_temp_files(dst: Path) -> None:
         remove_temp_files(dst / folder)
 
 
-def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, mask_dtype: str,
-              old: dict[str, Record], started_at: str) -> None:
+def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segmenter: SegmenterPlan,
+              mask_dtype: str, old: dict[str, Record], started_at: str) -> None:
     dst = config.dst
     _remove_temp_files(dst)
     _remove_stale_outputs(dst, old, result.records)
@@ -422,8 +432,11 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, mask
             "sample_per_class": config.sample,
             **config.pipeline.to_dict(),
         },
-        "face_detector": {"name": plan.name, "models": [os.path.basename(p) for p in plan.model_paths],
+        "face_detector": {"name": plan.name,
+                          "model": os.path.basename(plan.model_path) if plan.model_path else None,
                           "signature": plan.signature},
+        "person_segmenter": {"model": os.path.basename(segmenter.model_path) if segmenter.model_path else None,
+                             "signature": segmenter.signature},
         "classes": [BACKGROUND_NAME] + result.class_names,
         "mask_dtype": mask_dtype,
         "counts": _counts(result.records),

@@ -99,8 +99,10 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               help="Where the segmentation dataset is written.")
 @click.option("--classes", "classes_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="An existing classes.txt whose ids are kept (new classes are appended).")
-@click.option("--method", type=click.Choice(["rules"]), default=_DEFAULTS.skin.method, show_default=True,
-              help="Skin detection: 'rules' = the fixed HSV AND YCrCb colour box.")
+@click.option("--method", type=click.Choice(["adaptive", "rules"]), default=_DEFAULTS.skin.method,
+              show_default=True,
+              help="Skin detection: 'adaptive' = a colour model learnt from each photo's face (colour box "
+                   "without a face); 'rules' = the original tool's fixed HSV AND YCrCb box, unchanged.")
 @click.option("--hsv-min", type=HSV, default=_fmt(_DEFAULTS.skin.hsv_min), show_default=True,
               help="Lower HSV bound (H 0-179; H min > H max wraps around red).")
 @click.option("--hsv-max", type=HSV, default=_fmt(_DEFAULTS.skin.hsv_max), show_default=True,
@@ -121,12 +123,18 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               help="Crop margin on each side, as a fraction of the face box size.")
 @click.option("--crop/--no-crop", default=True, show_default=True,
               help="Crop outputs to the face (--no-crop keeps detection but writes the whole image).")
+@click.option("--person-segmentation/--no-person-segmentation", default=True, show_default=True,
+              help="adaptive: drop skin-coloured background around people found by MediaPipe's selfie "
+                   "segmenter (used when a face is found; skipped with a warning if its model is unavailable).")
+@click.option("--person-model", type=click.Path(path_type=Path), default=None,
+              help="Path to a MediaPipe selfie segmenter .tflite (default: downloaded to the cache).")
 @click.option("--kernel-size", type=click.IntRange(0, 101), default=_DEFAULTS.cleanup.kernel_size, show_default=True,
               help="Elliptical kernel of the open/close clean-up, pixels (0 or 1 = none).")
 @click.option("--morph-iterations", type=click.IntRange(0, 20), default=_DEFAULTS.cleanup.iterations,
               show_default=True, help="Iterations of the open and of the close.")
-@click.option("--components", type=click.Choice(["largest", "all"]), default=_DEFAULTS.cleanup.keep,
-              show_default=True, help="Keep the largest skin region, or all regions above --min-component-area.")
+@click.option("--components", type=click.Choice(["largest", "all"]), default=None,
+              help="Keep the largest skin region, or all regions above --min-component-area "
+                   "[default: all; largest with --method rules, as the original].")
 @click.option("--min-component-area", type=click.FloatRange(0, 1), default=_DEFAULTS.cleanup.min_component_area,
               show_default=True, help="With --components all: smallest region kept, as a fraction of the image.")
 @click.option("--min-skin-fraction", type=click.FloatRange(0, 1), default=_DEFAULTS.cleanup.min_skin_fraction,
@@ -150,7 +158,8 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 @click.version_option(__version__, prog_name="skinseg")
 def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_min, hsv_max, ycrcb_min, ycrcb_max,
          face_enabled: bool, face_detector: str, face_model: Optional[Path], min_face_score: float,
-         face_margin: float, crop: bool, kernel_size: int, morph_iterations: int, components: str,
+         face_margin: float, crop: bool, person_segmentation: bool, person_model: Optional[Path],
+         kernel_size: int, morph_iterations: int, components: Optional[str],
          min_component_area: float, min_skin_fraction: float, background: str, image_format: str,
          max_pixels: int, workers: Optional[int], shard: Optional[tuple[int, int]], sample: Optional[int],
          overwrite: bool, quiet: bool) -> None:
@@ -168,8 +177,11 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
         face=FaceParams(enabled=face_enabled, detector=face_detector,
                         model_path=str(face_model) if face_model else None, min_score=min_face_score,
                         crop=crop, margin=face_margin),
-        skin=SkinParams(method=method, hsv_min=hsv_min, hsv_max=hsv_max, ycrcb_min=ycrcb_min, ycrcb_max=ycrcb_max),
-        cleanup=CleanupParams(kernel_size=kernel_size, iterations=morph_iterations, keep=components,
+        skin=SkinParams(method=method, person_segmentation=person_segmentation,
+                        person_model_path=str(person_model) if person_model else None,
+                        hsv_min=hsv_min, hsv_max=hsv_max, ycrcb_min=ycrcb_min, ycrcb_max=ycrcb_max),
+        cleanup=CleanupParams(kernel_size=kernel_size, iterations=morph_iterations,
+                              keep=components or ("largest" if method == "rules" else "all"),
                               min_component_area=min_component_area, min_skin_fraction=min_skin_fraction),
         output=OutputParams(background=background, image_format=image_format),
         max_pixels=max_pixels,

@@ -41,7 +41,9 @@ class FaceParams:
 
 @dataclass(frozen=True)
 class SkinParams:
-    method: MethodName = "rules"
+    method: MethodName = "adaptive"
+    person_segmentation: bool = True     # adaptive: drop skin-coloured background around people
+    person_model_path: Optional[str] = None
     hsv_min: Triple = DEFAULT_HSV_MIN
     hsv_max: Triple = DEFAULT_HSV_MAX
     ycrcb_min: Triple = DEFAULT_YCRCB_MIN
@@ -52,8 +54,8 @@ class SkinParams:
 class CleanupParams:
     kernel_size: int = 5                 # elliptical structuring element, pixels
     iterations: int = 1                  # of the open and of the close
-    keep: KeepMode = "largest"
-    min_component_area: float = 0.01     # fraction of the region, used by keep="all"
+    keep: KeepMode = "all"               # --method rules defaults to "largest", as the original
+    min_component_area: float = 0.001    # fraction of the image, used by keep="all"
     min_skin_fraction: float = 0.05      # below this the image is skipped
 
 

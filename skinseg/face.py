@@ -39,6 +39,13 @@ class Face:
         x0, y0, x1, y1 = self.box
         return max(0, x1 - x0) * max(0, y1 - y0)
 
+    def scaled(self, factor: float) -> "Face":
+        """The same face in an image resized by factor."""
+        if factor == 1.0:
+            return self
+        points = {k: (x * factor, y * factor) for k, (x, y) in self.keypoints.items()}
+        return Face(tuple(int(round(c * factor)) for c in self.box), self.score, points, self.detector)
+
     def shifted(self, dx: int, dy: int) -> "Face":
         """The same face in the coordinates of a crop whose origin is (dx, dy)."""
         x0, y0, x1, y1 = self.box
@@ -99,25 +106,17 @@ class NoFaceDetector:
 
 
 class MediaPipeFaceDetector:
-    """BlazeFace through the MediaPipe Tasks API.
-
-    Several models may be given: they are tried in order until one finds a
-    face (short range first: most skin photos are close-ups).
-    """
+    """BlazeFace through the MediaPipe Tasks API."""
 
     name = "mediapipe"
 
-    def __init__(self, model_paths: list[Path], min_score: float):
+    def __init__(self, model_path: Path, min_score: float):
         from mediapipe.tasks.python import BaseOptions, vision
 
-        self._detectors = []
+        options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_path=str(model_path)),
+                                             min_detection_confidence=min_score)
         with native_stderr_silenced():
-            for path in model_paths:
-                options = vision.FaceDetectorOptions(
-                    base_options=BaseOptions(model_asset_path=str(path)),
-                    min_detection_confidence=min_score,
-                )
-                self._detectors.append(vision.FaceDetector.create_from_options(options))
+            self._detector = vision.FaceDetector.create_from_options(options)
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
         import mediapipe as mp
@@ -125,30 +124,26 @@ class MediaPipeFaceDetector:
         height, width = bgr.shape[:2]
         small, scale = _downscale(bgr, DETECTION_MAX_SIDE)
         rgb = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
         small_h, small_w = rgb.shape[:2]
-        faces: list[Face] = []
-        for detector in self._detectors:
-            with native_stderr_silenced():
-                result = detector.detect(image)
-            for detection in result.detections:
-                b = detection.bounding_box
-                box = _clip_box(b.origin_x / scale, b.origin_y / scale, (b.origin_x + b.width) / scale,
-                                (b.origin_y + b.height) / scale, width, height)
-                points = {name: (kp.x * small_w / scale, kp.y * small_h / scale)
-                          for name, kp in zip(KEYPOINT_NAMES, detection.keypoints)}
-                score = float(detection.categories[0].score) if detection.categories else None
-                if box[2] > box[0] and box[3] > box[1]:
-                    faces.append(Face(box, score, points, self.name))
-            if faces:
-                break
+        with native_stderr_silenced():
+            result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+        faces = []
+        for detection in result.detections:
+            b = detection.bounding_box
+            box = _clip_box(b.origin_x / scale, b.origin_y / scale, (b.origin_x + b.width) / scale,
+                            (b.origin_y + b.height) / scale, width, height)
+            points = {name: (kp.x * small_w / scale, kp.y * small_h / scale)
+                      for name, kp in zip(KEYPOINT_NAMES, detection.keypoints)}
+            score = float(detection.categories[0].score) if detection.categories else None
+            if box[2] > box[0] and box[3] > box[1]:
+                faces.append(Face(box, score, points, self.name))
         return faces
 
     def close(self) -> None:
-        with native_stderr_silenced():
-            for detector in self._detectors:
-                detector.close()
-        self._detectors = []
+        if self._detector is not None:
+            with native_stderr_silenced():
+                self._detector.close()
+            self._detector = None
 
 
 class OpenCVFaceDetector:
@@ -185,10 +180,22 @@ class DetectorPlan:
     """What every worker opens: decided once, in the parent."""
 
     name: str                                  # 'mediapipe', 'opencv' or 'none'
-    model_paths: tuple[str, ...] = ()
+    model_path: Optional[str] = None
     min_score: float = 0.5
     signature: str = "none"                    # identifies the model bytes, for resume fingerprints
     note: Optional[str] = None                 # a warning to show once (fallback taken)
+
+
+def _mediapipe_model(explicit: Optional[Path], show_progress: bool) -> Path:
+    """The full-range model finds small faces in group photos and is as good
+    as the short-range one on close-ups; the short-range model (the only one
+    MediaPipe lists for the Tasks API) is the fallback."""
+    if explicit is not None:
+        return ensure_model(FACE_FULL_RANGE, explicit)
+    try:
+        return ensure_model(FACE_FULL_RANGE, show_progress=show_progress)
+    except ModelUnavailable:
+        return ensure_model(FACE_SHORT_RANGE, show_progress=show_progress)
 
 
 def plan_detector(enabled: bool, requested: str, explicit_model: Optional[Path], min_score: float,
@@ -201,26 +208,18 @@ def plan_detector(enabled: bool, requested: str, explicit_model: Optional[Path],
     if requested == "opencv":
         return DetectorPlan("opencv", signature="opencv-haar-frontalface-default")
     try:
-        if explicit_model is not None:
-            paths = [ensure_model(FACE_SHORT_RANGE, explicit_model)]
-        else:
-            paths = [ensure_model(FACE_SHORT_RANGE, show_progress=show_progress)]
-            try:
-                paths.append(ensure_model(FACE_FULL_RANGE, show_progress=show_progress))
-            except ModelUnavailable:
-                pass    # the short-range model alone is a complete detector
+        path = _mediapipe_model(explicit_model, show_progress)
     except ModelUnavailable as exc:
-        if requested == "mediapipe":
+        if requested == "mediapipe" or explicit_model is not None:
             raise
         return DetectorPlan("opencv", signature="opencv-haar-frontalface-default",
                             note=f"{exc}; using OpenCV's Haar face detector instead")
-    signature = "mediapipe:" + ",".join(file_digest(p)[:16] for p in paths)
-    return DetectorPlan("mediapipe", tuple(str(p) for p in paths), min_score, signature)
+    return DetectorPlan("mediapipe", str(path), min_score, f"mediapipe:{file_digest(path)[:16]}:{min_score}")
 
 
 def open_detector(plan: DetectorPlan) -> FaceDetector:
     if plan.name == "mediapipe":
-        return MediaPipeFaceDetector([Path(p) for p in plan.model_paths], plan.min_score)
+        return MediaPipeFaceDetector(Path(plan.model_path), plan.min_score)
     if plan.name == "opencv":
         return OpenCVFaceDetector()
     return NoFaceDetector()

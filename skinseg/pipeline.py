@@ -1,10 +1,11 @@
 """One image from source file to written outputs.
 
 Stages, each a function on arrays that can be tested alone:
-read (imageio.read_image) -> face (face.FaceDetector) -> crop (face.crop_box)
--> skin (skin_mask) -> clean-up (cleanup.clean_mask) -> render (outputs) ->
-write (atomic).  `process_image` runs them and returns the manifest record;
-it never raises for a bad image, only for a problem with the destination.
+read (imageio.read_image) -> working copy -> faces (face.FaceDetector)
+-> skin (adaptive.adaptive_mask, or skin.rules_mask) -> clean-up
+(cleanup.clean_mask) -> region (face.crop_box) -> render (outputs) -> write
+(atomic).  `process_image` runs them and returns the manifest record; it
+never raises for a bad image, only for a problem with the destination.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from . import outputs
 from ._quiet import native_stderr_silenced
+from .adaptive import adaptive_mask, candidate_faces
 from .cleanup import clean_mask, skin_fraction
 from .config import PipelineConfig
 from .face import DetectorPlan, Face, FaceDetector, best_face, crop_box, open_detector
 from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_image
+from .person import PersonSegmenter, SegmenterPlan, open_segmenter
 from .skin import rules_mask
 
 IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR = "images", "masks", "masks_preview"
+WORK_SIZE = 640       # long side of the copy that detection and the adaptive method work on
 
 
 class OutputWriteError(Exception):
@@ -76,6 +81,7 @@ class Runtime:
     config: PipelineConfig
     detector_plan: DetectorPlan
     mask_dtype: str
+    segmenter_plan: SegmenterPlan = SegmenterPlan()
 
 
 @dataclass
@@ -83,13 +89,16 @@ class Engines:
     """Models opened once per worker."""
 
     detector: FaceDetector
+    segmenter: Optional[PersonSegmenter] = None
 
     def close(self) -> None:
         self.detector.close()
+        if self.segmenter is not None:
+            self.segmenter.close()
 
 
 def open_engines(runtime: Runtime) -> Engines:
-    return Engines(detector=open_detector(runtime.detector_plan))
+    return Engines(open_detector(runtime.detector_plan), open_segmenter(runtime.segmenter_plan))
 
 
 def output_paths(task: ImageTask, image_extension: str) -> tuple[str, str, str]:
@@ -98,27 +107,59 @@ def output_paths(task: ImageTask, image_extension: str) -> tuple[str, str, str]:
             f"{PREVIEWS_DIR}/{task.split}/{task.stem}.png")
 
 
-def skin_mask(bgr: np.ndarray, faces: list[Face], config: PipelineConfig) -> np.ndarray:
-    """Raw skin/not-skin mask (0/255) of an image region, before clean-up."""
-    return rules_mask(bgr, config.skin)
+def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image shrunk to WORK_SIZE on its long side (or as is), and the scale.
 
-
-def segment(bgr: np.ndarray, faces: list[Face], config: PipelineConfig
-            ) -> tuple[np.ndarray, tuple[int, int, int, int], Optional[Face]]:
-    """Decide the output region and its clean skin mask.
-
-    Returns (mask of the region, region box in image pixels, chosen face).
+    Face detection (BlazeFace looks at 128-192 px anyway), person
+    segmentation (256 px) and the adaptive colour model all use this one
+    copy; only the final mask is brought back to full resolution.
     """
     height, width = bgr.shape[:2]
-    face = best_face(faces)
-    region = (0, 0, width, height)
+    scale = min(1.0, WORK_SIZE / max(height, width))
+    if scale == 1.0:
+        return bgr, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale
+
+
+@dataclass
+class Segmentation:
+    mask: np.ndarray                         # 0/255, covers `region`
+    region: tuple[int, int, int, int]        # x0, y0, x1, y1 in image pixels
+    face: Optional[Face]                     # the face the region is about
+
+
+def _region(face: Optional[Face], config: PipelineConfig, width: int, height: int) -> tuple[int, int, int, int]:
     if face is not None and config.face.crop:
-        region = crop_box(face.box, config.face.margin, width, height)
-    x0, y0, x1, y1 = region
-    crop = bgr[y0:y1, x0:x1]
-    local_faces = [f.shifted(x0, y0) for f in faces]
-    mask = clean_mask(skin_mask(crop, local_faces, config), config.cleanup)
-    return mask, region, face
+        return crop_box(face.box, config.face.margin, width, height)
+    return (0, 0, width, height)
+
+
+def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmentation:
+    """Find faces, compute the clean skin mask and decide the output region."""
+    height, width = bgr.shape[:2]
+    small, scale = working_copy(bgr)
+    small_faces = engines.detector.detect(small) if config.face.enabled else []
+
+    if config.skin.method == "rules":
+        # The original tool: crop to the face, colour box on the crop, clean-up at full size.
+        face = best_face([f.scaled(1 / scale) for f in small_faces])
+        x0, y0, x1, y1 = region = _region(face, config, width, height)
+        mask = clean_mask(rules_mask(bgr[y0:y1, x0:x1], config.skin), config.cleanup, zero_border=True)
+        return Segmentation(mask, region, face)
+
+    person = None
+    if engines.segmenter is not None and config.skin.person_segmentation and candidate_faces(small_faces):
+        person = engines.segmenter.probability(small)     # only where a face makes it useful
+    raw, used = adaptive_mask(small, small_faces, person, config.skin)
+    mask = clean_mask(raw, config.cleanup)
+    if scale != 1.0:
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+        mask = cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1]
+    # Crop only to a face that proved real by seeding the skin model.
+    face = best_face([f.scaled(1 / scale) for f in used])
+    x0, y0, x1, y1 = region = _region(face, config, width, height)
+    return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, face)
 
 
 def _write_outputs(runtime: Runtime, paths: tuple[str, str, str], crop: np.ndarray, mask: np.ndarray,
@@ -146,25 +187,24 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     try:
         with native_stderr_silenced():       # libjpeg/libpng/TFLite chatter
             bgr = read_image(runtime.src / task.source, config.max_pixels)
-            height, width = bgr.shape[:2]
-            record.size = [width, height]
-            faces = engines.detector.detect(bgr) if config.face.enabled else []
-            mask, region, face = segment(bgr, faces, config)
+            record.size = [bgr.shape[1], bgr.shape[0]]
+            result = segment(bgr, config, engines)
     except ImageReadError as exc:
         record.reason = str(exc)
         return record
-    x0, y0, x1, y1 = region
+    x0, y0, x1, y1 = result.region
     record.crop = [x0, y0, x1, y1]
-    record.face = face.to_record() if face is not None else None
-    fraction = skin_fraction(mask)
+    record.face = result.face.to_record() if result.face is not None else None
+    fraction = skin_fraction(result.mask)
     record.skin_fraction = round(fraction, 6)
     if fraction < config.cleanup.min_skin_fraction:
+        where = "face crop" if result.face is not None and config.face.crop else "image"
         record.status = "skipped"
-        record.reason = (f"too little skin: {fraction:.1%} of the {'face crop' if face and config.face.crop else 'image'}"
-                         f" is skin, below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
+        record.reason = (f"too little skin: {fraction:.1%} of the {where} is skin, "
+                         f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
         return record
     paths = output_paths(task, config.output.image_extension)
-    _write_outputs(runtime, paths, bgr[y0:y1, x0:x1], mask, task.class_id)
+    _write_outputs(runtime, paths, bgr[y0:y1, x0:x1], result.mask, task.class_id)
     record.status = "written"
     record.image, record.mask, record.preview = paths
     return record

@@ -85,6 +85,16 @@ def test_opencv_detector_finds_the_face_offline():
     assert faces[0].score is None and faces[0].keypoints == {}
 
 
+def test_full_range_model_preferred_short_range_fallback(tmp_path, monkeypatch, model_dir):
+    plan = plan_detector(True, "auto", None, 0.5)
+    assert plan.model_path.endswith("blaze_face_full_range.tflite")
+    only_short = tmp_path / "models"
+    only_short.mkdir()
+    (only_short / "blaze_face_short_range.tflite").symlink_to(model_dir / "blaze_face_short_range.tflite")
+    monkeypatch.setenv(models.ENV_MODEL_DIR, str(only_short))
+    assert plan_detector(True, "auto", None, 0.5).model_path.endswith("blaze_face_short_range.tflite")
+
+
 def test_mediapipe_detector_boxes_and_keypoints(model_dir):
     plan = plan_detector(True, "auto", None, 0.5)
     assert plan.name == "mediapipe" and plan.note is None
@@ -112,6 +122,6 @@ def test_mediapipe_detector_boxes_and_keypoints(model_dir):
 
 def test_explicit_face_model_path(model_dir, no_models):
     plan = plan_detector(True, "mediapipe", model_dir / "blaze_face_short_range.tflite", 0.5)
-    assert plan.name == "mediapipe" and len(plan.model_paths) == 1
+    assert plan.name == "mediapipe" and plan.model_path == str(model_dir / "blaze_face_short_range.tflite")
     with pytest.raises(models.ModelUnavailable, match="does not exist"):
         plan_detector(True, "mediapipe", model_dir / "nope.tflite", 0.5)
