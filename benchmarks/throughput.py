@@ -87,14 +87,16 @@ def io_floor(src: Path, dst: Path) -> None:
 
 def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS MB of the largest process of the tree)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{command} failed ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
-    proc.stderr.close()
+    # stderr goes to a file: a pipe nobody reads while waiting would fill and block the run.
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode not in (0, 1):
+            errors.seek(0)
+            raise RuntimeError(f"{command} failed ({proc.returncode}): {errors.read().decode()[-2000:]}")
     return wall, usage.ru_maxrss / 1024
 
 

@@ -166,8 +166,16 @@ def _damage(header: Header, data: bytes) -> Optional[str]:
     return None
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Bytes -> upright (EXIF applied) 8-bit BGR array, or ImageReadError."""
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def decode_image(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
+    """Bytes -> upright (EXIF applied) 8-bit BGR array, or ImageReadError.
+
+    reduce 2, 4 or 8 decodes a JPEG at that fraction of its size (the decoder
+    skips the work, several times faster: for thumbnails); sizes round up.
+    Other formats ignore it.
+    """
     header = sniff(data)
     if header.size is not None:
         width, height = header.size
@@ -184,10 +192,11 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     buffer = np.frombuffer(data, np.uint8)
     # IMREAD_COLOR applies the EXIF orientation and converts grey, palette,
     # CMYK and 16-bit images to 8-bit BGR.
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    flags = _REDUCED.get(reduce, cv2.IMREAD_COLOR) if header.format == "jpeg" else cv2.IMREAD_COLOR
+    image = cv2.imdecode(buffer, flags)
     if image is None:
         raise ImageReadError(f"the {header.format.upper()} data is corrupt and could not be decoded")
-    if min(image.shape[:2]) < MIN_SIDE:
+    if flags == cv2.IMREAD_COLOR and min(image.shape[:2]) < MIN_SIDE:
         raise ImageReadError(f"the image is only {image.shape[1]}x{image.shape[0]} pixels; "
                              f"at least {MIN_SIDE}x{MIN_SIDE} is needed to find skin in it")
     if header.format in ("png", "webp", "tiff"):
@@ -209,7 +218,7 @@ def _composite_alpha(buffer: np.ndarray, bgr: np.ndarray) -> np.ndarray:
     return cv2.multiply(bgr, cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
 
 
-def read_image(path: Path, max_pixels: int) -> np.ndarray:
+def read_image(path: Path, max_pixels: int, reduce: int = 1) -> np.ndarray:
     """Read a source image file; see decode_image."""
     try:
         data = path.read_bytes()
@@ -223,7 +232,7 @@ def read_image(path: Path, max_pixels: int) -> np.ndarray:
         raise ImageReadError("this is a folder, not a file") from None
     except OSError as exc:
         raise ImageReadError(f"the file could not be read: {exc.strerror or exc}") from None
-    return decode_image(data, max_pixels)
+    return decode_image(data, max_pixels, reduce)
 
 
 # ---------------------------------------------------------------- writing
@@ -290,6 +299,25 @@ def encode_indexed_png(indices: np.ndarray, palette_rgb: list[tuple[int, int, in
     palette = b"".join(bytes(c) for c in palette_rgb)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"PLTE", palette)
             + _png_chunk(b"IDAT", pixels) + _png_chunk(b"IEND", b""))
+
+
+def grey_png_with_palette(grey_png: bytes, palette_rgb: list[tuple[int, int, int]]) -> bytes:
+    """The same pixels as an 8-bit greyscale PNG, shown through a colour table.
+
+    A palette PNG stores one index per pixel exactly like a greyscale PNG, so
+    the compressed pixel data can be reused unchanged: only the colour type
+    in the header changes and a PLTE chunk is added.  The colour preview of
+    a mask then costs nothing to compress.
+    """
+    if grey_png[:8] != b"\x89PNG\r\n\x1a\n" or grey_png[12:16] != b"IHDR":
+        raise ValueError("not a PNG")
+    header = bytearray(grey_png[16:29])
+    if header[8:10] != b"\x08\x00":
+        raise ValueError("not an 8-bit greyscale PNG")
+    header[9] = 3                                        # colour type 3: palette
+    palette = b"".join(bytes(c) for c in palette_rgb)
+    return (grey_png[:8] + _png_chunk(b"IHDR", bytes(header)) + _png_chunk(b"PLTE", palette)
+            + grey_png[33:])
 
 
 def remove_temp_files(folder: Path) -> int:

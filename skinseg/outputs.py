@@ -9,7 +9,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from .imageio import encode_indexed_png
+from .imageio import encode_indexed_png, grey_png_with_palette
 
 # Kelly's colours of maximum contrast, without white and black (black is
 # "not skin"): fixed, so a class keeps its colour across builds and machines.
@@ -52,9 +52,13 @@ def label_mask(skin: np.ndarray, class_id: int, dtype: str) -> np.ndarray:
     return (skin > 0).astype(np.uint16) * np.uint16(class_id)
 
 
-def preview_png(skin: np.ndarray, class_id: int) -> bytes:
-    """The colour preview as a two-colour palette PNG: black, and the class colour."""
+def preview_png(skin: np.ndarray, class_id: int, mask_png: bytes | None = None) -> bytes:
+    """The colour preview: a palette PNG, black where not skin and the class
+    colour on skin.  Given the 8-bit mask PNG, its pixel data is reused."""
     b, g, r = class_color(class_id)
+    if mask_png is not None and class_id <= 255:
+        palette = [(0, 0, 0)] * class_id + [(r, g, b)]       # index k (the class id) -> its colour
+        return grey_png_with_palette(mask_png, palette)
     return encode_indexed_png(cv2.bitwise_and(skin, 1), [(0, 0, 0), (r, g, b)])
 
 

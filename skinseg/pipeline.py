@@ -166,11 +166,12 @@ def _write_outputs(runtime: Runtime, paths: tuple[str, str, str], crop: np.ndarr
                    class_id: int) -> None:
     out = runtime.config.output
     image_path, mask_path, preview_path = paths
+    mask_png = encode_image(outputs.label_mask(mask, class_id, runtime.mask_dtype), ".png")
     files = (
         (image_path, encode_image(outputs.skin_only_image(crop, mask, out.background), Path(image_path).suffix,
                                   out.jpeg_quality)),
-        (mask_path, encode_image(outputs.label_mask(mask, class_id, runtime.mask_dtype), ".png")),
-        (preview_path, outputs.preview_png(mask, class_id)),
+        (mask_path, mask_png),
+        (preview_path, outputs.preview_png(mask, class_id, mask_png if runtime.mask_dtype == "uint8" else None)),
     )
     for relative, data in files:
         try:

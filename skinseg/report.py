@@ -143,30 +143,38 @@ def _read_output(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> Optional[np.n
         return None
 
 
-def _jpeg_reduction(crop: list[int]) -> int:
-    """imdecode flags that decode a JPEG of the crop at 1/8, 1/4 or 1/2 size (a few times faster than
-    full size), as long as that stays at least thumbnail-sized."""
+def _reduction(crop: list[int]) -> int:
+    """1, 2, 4 or 8: the largest JPEG decoding reduction (a few times faster than full size)
+    that keeps the crop at least thumbnail-sized."""
     long_side = max(crop[2] - crop[0], crop[3] - crop[1])
-    for factor, flags in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                          (2, cv2.IMREAD_REDUCED_COLOR_2)):
-        if long_side // factor >= THUMB_SIDE:
-            return flags
-    return cv2.IMREAD_UNCHANGED
+    return next((f for f in (8, 4, 2) if long_side // f >= THUMB_SIDE), 1)
+
+
+_REDUCED_FLAGS = {1: cv2.IMREAD_UNCHANGED, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                  8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, np.ndarray]]:
     """The three thumbnails of a written record, or None when a file is unreadable."""
     x0, y0, x1, y1 = record.crop
+    factor = _reduction(record.crop)
     try:
-        crop = read_image(src / record.source, max_pixels)[y0:y1, x0:x1]
+        source = read_image(src / record.source, max_pixels, reduce=factor)
     except ImageReadError:
         return None
+    width, height = record.size
+    if source.shape[:2] == (height, width):
+        factor = 1                   # not a JPEG: decoded at full size
+    elif source.shape[:2] != (-(-height // factor), -(-width // factor)):
+        return None                  # the source changed since it was processed
+    crop = source[y0 // factor:-(-y1 // factor), x0 // factor:-(-x1 // factor)]
     # A PNG skin-only image may have transparency, which the reduced decoders drop.
     skin = _read_output(dst / record.image,
-                        _jpeg_reduction(record.crop) if record.image.endswith(".jpg") else cv2.IMREAD_UNCHANGED)
+                        _REDUCED_FLAGS[_reduction(record.crop)] if record.image.endswith(".jpg")
+                        else cv2.IMREAD_UNCHANGED)
     mask = _read_output(dst / record.mask)
-    if skin is None or mask is None or crop.shape[:2] != mask.shape[:2]:
-        return None                  # the source changed since it was processed, or outputs went missing
+    if skin is None or mask is None or mask.shape[:2] != (y1 - y0, x1 - x0):
+        return None                  # outputs went missing or do not match the record
     size = _thumb_size(record.crop)
     # Downscale first: the overlay maths then runs on thumbnail pixels only.
     crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)

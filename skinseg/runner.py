@@ -82,6 +82,10 @@ def _worker_init(runtime: Runtime, limit_threads: bool) -> None:
     register(_worker_engines.close)
 
 
+def _ping() -> bool:
+    return True
+
+
 def _worker_process(task: ImageTask) -> Record:
     if _worker_start_error is not None:
         # An exception (not a dead process) so the parent can stop the build
@@ -110,8 +114,18 @@ def run_in_pool(tasks: list[ImageTask], runtime: Runtime, workers: int, on_recor
     context = multiprocessing.get_context("spawn")   # no inherited locks or model state
 
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=context,
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                    initializer=_worker_init, initargs=(runtime, True))
+        # A pool whose workers die as they start would otherwise look like
+        # every image crashing its worker, one at a time.
+        try:
+            pool.submit(_ping).result()
+        except BrokenProcessPool:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise WorkerStartError(
+                "worker processes exit as soon as they start (when calling skinseg from a script, "
+                "call build() under `if __name__ == \"__main__\":`; or use --workers 1)") from None
+        return pool
 
     pool = new_pool()
     in_flight: dict[Future, ImageTask] = {}

@@ -56,3 +56,18 @@ def test_sigint_stops_cleanly_and_a_rerun_completes(tmp_path):
     assert info["run"]["reused"] > 0 and info["run"]["processed"] < 120
     assert len(read_manifest(dst)) == 120
     assert tree_digest(src) == before
+
+
+def test_library_use_without_main_guard_fails_fast_with_advice(tmp_path):
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from skinseg.build import build\n"
+        "from skinseg.config import BuildConfig\n"
+        f"build(BuildConfig(Path({str(REPO / 'examples' / 'dataset_original')!r}), Path({str(tmp_path / 'dst')!r}),"
+        " workers=2, progress=False))\n")
+    started = time.time()
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=tmp_path)
+    assert proc.returncode != 0 and "__main__" in proc.stderr
+    assert time.time() - started < 60

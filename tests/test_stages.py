@@ -101,6 +101,19 @@ def test_outputs_render():
     assert preview.shape == (30, 40, 3)
     assert tuple(preview[15, 15]) == class_color(2) and tuple(preview[0, 0]) == (0, 0, 0)
     assert (preview.any(axis=2) == (skin > 0)).all()
+    # From the mask PNG's own pixel data (8-bit masks): the same picture.
+    from skinseg.imageio import encode_image
+
+    for class_id in (1, 2, 200):
+        mask_png = encode_image(label_mask(skin, class_id, "uint8"), ".png")
+        reused = cv2.imdecode(np.frombuffer(preview_png(skin, class_id, mask_png), np.uint8), cv2.IMREAD_COLOR)
+        assert tuple(reused[15, 15]) == class_color(class_id) and tuple(reused[0, 0]) == (0, 0, 0)
+        assert (reused.any(axis=2) == (skin > 0)).all()
+    PIL = pytest.importorskip("PIL.Image")
+    import io
+
+    opened = PIL.open(io.BytesIO(preview_png(skin, 2, encode_image(label_mask(skin, 2, "uint8"), ".png"))))
+    assert opened.mode == "P" and opened.getpixel((15, 15)) == 2    # ids survive in the preview
 
 
 def test_class_colours_are_fixed_and_distinct():
