@@ -100,6 +100,13 @@ def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) 
     return wall, usage.ru_maxrss / 1024
 
 
+def median_run(runs: int, run) -> tuple[float, float]:
+    """(median wall seconds, largest peak RSS) over `runs` fresh runs."""
+    results = [run(k) for k in range(runs)]
+    walls = sorted(r[0] for r in results)
+    return walls[len(walls) // 2], max(r[1] for r in results)
+
+
 def skinseg_run(src: Path, dst: Path, workers: int, extra: list[str]) -> tuple[float, float]:
     return timed([sys.executable, str(REPO / "build_dataset.py"), "--src", str(src), "--dst", str(dst),
                   "--workers", str(workers), "--quiet", *extra])
@@ -132,6 +139,8 @@ def main() -> None:
     parser.add_argument("--original-dir", type=Path, default=None, help="checkout of the original tool")
     parser.add_argument("--original-python", default=None, help="a Python with mediapipe 0.10.x for it")
     parser.add_argument("--skinseg-args", default="", help="extra options for every skinseg run")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per configuration at --images; the median time is reported (this VM is noisy)")
     parser.add_argument("--io-floor", nargs=2, type=Path, metavar=("SRC", "DST"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.io_floor:
@@ -148,22 +157,28 @@ def main() -> None:
         for count in counts:
             src = work / f"src{count}"
             make_dataset(src, count, args.size, photos)
-            floor = timed([sys.executable, __file__, "--io-floor", str(src), str(work / f"floor{count}")])
+            runs = args.repeat if count == args.images else 1
+            floor = median_run(runs, lambda k: timed([sys.executable, __file__, "--io-floor", str(src),
+                                                      str(work / f"floor{count}-{k}")]))
             rows.append((count, "I/O floor (decode + write 3 files, 1 core)", *floor, floor[0]))
             if args.original_dir and count == args.images:
-                orig_cwd = work / f"orig{count}"
-                orig_cwd.mkdir()
-                (orig_cwd / "dataset_original").symlink_to(src)
-                wall, rss = timed([args.original_python or sys.executable, str(args.original_dir / "build_dataset.py")],
-                                  cwd=orig_cwd, env=dict(os.environ, PYTHONPATH=str(args.original_dir)))
-                rows.append((count, "original tool (1 process)", wall, rss, floor[0]))
+                def original(k: int) -> tuple[float, float]:
+                    cwd = work / f"orig{count}-{k}"           # it writes ./dataset next to ./dataset_original
+                    cwd.mkdir()
+                    (cwd / "dataset_original").symlink_to(src)
+                    return timed([args.original_python or sys.executable, str(args.original_dir / "build_dataset.py")],
+                                 cwd=cwd, env=dict(os.environ, PYTHONPATH=str(args.original_dir)))
+
+                rows.append((count, "original tool (1 process)", *median_run(runs, original), floor[0]))
             for workers in (1, cores):
-                wall, rss = skinseg_run(src, work / f"dst{count}-{workers}", workers, extra)
+                wall, rss = median_run(runs, lambda k: skinseg_run(src, work / f"dst{count}-{workers}-{k}", workers,
+                                                                   extra))
                 rows.append((count, f"skinseg --workers {workers}", wall, rss, floor[0]))
         total, imports = startup_seconds()
 
     print(f"{args.images} photos at {args.size} px long side (JPEG), {cores} cores, "
-          f"skinseg options: {' '.join(extra) or 'defaults'}\n")
+          f"skinseg options: {' '.join(extra) or 'defaults'}; median of {args.repeat} runs at {args.images} "
+          f"images, one run at {args.images * args.scale}\n")
     print("| images | run | seconds | images/s | x I/O floor time | peak RSS per process (MB) |")
     print("| ---: | --- | ---: | ---: | ---: | ---: |")
     for count, name, wall, rss, floor_wall in rows:

@@ -1,0 +1,96 @@
+"""Where the time of one image goes: per-stage milliseconds, one thread.
+
+    python benchmarks/stages.py --eval-dir ../shared/eval [--images 150] [--size 1280]
+
+Runs the default pipeline's stages one after the other on photos made like
+throughput.py's (JPEG, long side --size) with cv2.setNumThreads(1), and
+prints the mean time of each stage per image.  Needs the MediaPipe models
+(SKINSEG_MODEL_DIR or the cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from throughput import eval_photos, make_dataset  # noqa: E402
+
+from skinseg import outputs  # noqa: E402
+from skinseg.adaptive import adaptive_mask, candidate_faces  # noqa: E402
+from skinseg.cleanup import clean_mask  # noqa: E402
+from skinseg.config import PipelineConfig  # noqa: E402
+from skinseg.face import open_detector, plan_detector  # noqa: E402
+from skinseg.imageio import atomic_write_bytes, encode_image, read_image  # noqa: E402
+from skinseg.person import open_segmenter, plan_segmenter  # noqa: E402
+from skinseg.pipeline import working_copy  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("SKINSEG_EVAL_DIR", "../shared/eval")))
+    parser.add_argument("--images", type=int, default=150)
+    parser.add_argument("--size", type=int, default=1280)
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    config = PipelineConfig()
+    detector = open_detector(plan_detector(True, "auto", None, 0.5))
+    segmenter = open_segmenter(plan_segmenter(True, None))
+    totals: dict[str, float] = {}
+
+    def lap(stage: str, started: float) -> float:
+        now = time.perf_counter()
+        totals[stage] = totals.get(stage, 0.0) + now - started
+        return now
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "src", Path(tmp) / "out"
+        make_dataset(src, args.images, args.size, eval_photos(args.eval_dir))
+        paths = sorted(src.rglob("*.jpg"))
+        for path in paths:
+            t = time.perf_counter()
+            bgr = read_image(path, config.max_pixels)
+            t = lap("read + decode", t)
+            small, scale = working_copy(bgr)
+            t = lap("working copy (640 px)", t)
+            faces = detector.detect(small)
+            t = lap("face detection", t)
+            person = segmenter.probability(small) if segmenter and candidate_faces(faces) else None
+            t = lap("person segmentation (faces only)", t)
+            raw, _ = adaptive_mask(small, faces, person, config.skin)
+            t = lap("adaptive skin model", t)
+            mask = clean_mask(raw, config.cleanup)
+            t = lap("clean-up", t)
+            mask = cv2.threshold(cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_LINEAR),
+                                 127, 255, cv2.THRESH_BINARY)[1]
+            t = lap("mask to full size", t)
+            skin_jpg = encode_image(outputs.skin_only_image(bgr, mask, "black"), ".jpg")
+            t = lap("skin-only image, JPEG", t)
+            mask_png = encode_image(outputs.label_mask(mask, 1, "uint8"), ".png")
+            t = lap("mask PNG", t)
+            preview = outputs.preview_png(mask, 1, mask_png)
+            t = lap("preview PNG", t)
+            for name, data in (("a.jpg", skin_jpg), ("a.png", mask_png), ("p.png", preview)):
+                atomic_write_bytes(out / path.stem / name, data)
+            lap("atomic writes", t)
+    detector.close()
+    if segmenter:
+        segmenter.close()
+    print(f"{len(paths)} photos, long side {args.size} px, one thread\n")
+    print("| stage | ms per image |\n| --- | ---: |")
+    for stage, seconds in totals.items():
+        print(f"| {stage} | {seconds / len(paths) * 1000:.1f} |")
+    print(f"| **total** | **{sum(totals.values()) / len(paths) * 1000:.1f}** |")
+
+
+if __name__ == "__main__":
+    main()
