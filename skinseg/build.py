@@ -10,6 +10,7 @@ the same files as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -25,14 +26,23 @@ from typing import Optional
 
 from . import __version__, outputs
 from .config import BuildConfig
-from .discover import (BACKGROUND_NAME, DatasetError, Discovery, assign_class_ids, discover, mask_dtype_name,
-                       read_class_file)
+from .discover import (
+    BACKGROUND_NAME,
+    DatasetError,
+    Discovery,
+    assign_class_ids,
+    discover,
+    mask_dtype_name,
+    read_class_file,
+)
 from .face import DetectorPlan, plan_detector
-from .person import SegmenterPlan, plan_segmenter
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
 from .models import ModelUnavailable
+from .outputs import REPORT_DIR
+from .person import SegmenterPlan, plan_segmenter
 from .pipeline import IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, ImageTask, OutputWriteError, Record, Runtime
-from .report import REPORT_DIR, write_report
+from .report import PER_CLASS as REPORT_PER_CLASS
+from .report import write_report
 from .runner import WorkerStartError, run
 
 log = logging.getLogger("skinseg")
@@ -236,7 +246,8 @@ def _counts(records: list[Record]) -> dict:
         "total": full(total),
         "by_split": {s: full(c) for s, c in sorted(by_split.items())},
         "by_class": {k: full(c) for k, c in sorted(by_class.items())},
-        "by_split_and_class": {s: {k: full(c) for k, c in sorted(v.items())} for s, v in sorted(by_split_class.items())},
+        "by_split_and_class": {s: {k: full(c) for k, c in sorted(v.items())}
+                               for s, v in sorted(by_split_class.items())},
     }
 
 
@@ -281,6 +292,20 @@ def sample_sources(discovery: Discovery, per_class: Optional[int]) -> Optional[s
     return chosen
 
 
+def _mark_report_sample(tasks: list[ImageTask]) -> list[ImageTask]:
+    """Ask the workers for thumbnails of the images the report's contact sheet
+    will show: per class, the first by the report's sampling order (plus a
+    few in case some are skipped)."""
+    by_class: dict[str, list[ImageTask]] = defaultdict(list)
+    for task in tasks:
+        by_class[task.class_name].append(task)
+    chosen = set()
+    for group in by_class.values():
+        group.sort(key=lambda t: outputs.sample_key(t.source))
+        chosen.update(t.source for t in group[:REPORT_PER_CLASS + 2])
+    return [dataclasses.replace(t, thumbnails=True) if t.source in chosen else t for t in tasks]
+
+
 def _journal_name(shard: Optional[tuple[int, int]]) -> str:
     # One journal per shard: shards on different machines never append to one file.
     return JOURNAL if shard is None else f"journal-{shard[0]}-of-{shard[1]}.jsonl"
@@ -319,6 +344,7 @@ def build(config: BuildConfig) -> BuildResult:
     tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
                        task_fingerprint(build_fingerprint, src, img.source, class_ids[img.class_name], img.stem))
              for img in discovery.images if sampled is None or img.source in sampled]
+    tasks = _mark_report_sample(tasks)
     mine = [t for t in tasks if in_shard(t.source, config.shard)]
 
     old = previous_records(dst)

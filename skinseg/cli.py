@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .build import BuildAborted, BuildError, BuildInterrupted, BuildResult, build
-from .config import (BuildConfig, CleanupParams, FaceParams, OutputParams, PipelineConfig, SkinParams)
+from .config import BuildConfig, CleanupParams, FaceParams, OutputParams, PipelineConfig, SkinParams
 
 _DEFAULTS = PipelineConfig()
 

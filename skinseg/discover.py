@@ -104,7 +104,7 @@ def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
     so the result does not depend on which one was seen first.
     """
     readable: dict[str, str] = {}
-    for source, split, class_name in items:
+    for source, _split, class_name in items:
         below_class = source.split("/", 2)[2]
         without_ext = below_class.rsplit(".", 1)[0]
         readable[source] = safe_name(class_name) + "__" + safe_name(without_ext.replace("/", "__"))

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 import cv2
+import numpy as np
 
 TEMP_MARKER = ".skinseg-tmp-"
 
@@ -134,7 +133,8 @@ def sniff(data: bytes) -> Header:
         raise ImageReadError("not an image: the file is plain text")
     except UnicodeDecodeError:
         pass
-    raise ImageReadError("not an image: the file content matches no supported image format (JPEG, PNG, BMP, WebP, TIFF)")
+    raise ImageReadError("not an image: the file content matches no supported image format "
+                         "(JPEG, PNG, BMP, WebP, TIFF)")
 
 
 def _png_damage(data: bytes) -> Optional[str]:

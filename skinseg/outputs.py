@@ -5,6 +5,7 @@ file writing lives in the pipeline."""
 from __future__ import annotations
 
 import colorsys
+import hashlib
 
 import cv2
 import numpy as np
@@ -77,3 +78,50 @@ def legend_image(class_names: list[str]) -> np.ndarray:
         cv2.putText(image, label, (56, top + row - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (20, 20, 20), 1,
                     cv2.LINE_AA)
     return image
+
+
+# ------------------------------------------------------------ report thumbnails
+# Rendered by the workers for the images the report will show (they still have
+# the pixels in memory) and by the report for any other image it shows.
+
+REPORT_DIR = "report"
+THUMBS_DIR = f"{REPORT_DIR}/thumbs"
+THUMB_SIDE = 180            # long side of a thumbnail, pixels
+THUMB_QUALITY = 85
+THUMB_VERSION = "1"         # part of thumbnail names: bump when their rendering changes
+THUMB_KINDS = ("crop", "skin", "overlay")
+OVERLAY_OPACITY = 0.5
+
+
+def sample_key(source: str) -> str:
+    """The report's sampling order: stable when other images are added or removed."""
+    return hashlib.sha1(source.encode()).hexdigest()
+
+
+def thumbnail_paths(source: str, fingerprint: str) -> dict[str, str]:
+    """dst-relative thumbnail paths.  Named after the image's fingerprint, which
+    changes whenever its outputs do, so an existing thumbnail is up to date."""
+    key = hashlib.sha1(f"{THUMB_VERSION}|{source}|{fingerprint}".encode()).hexdigest()[:16]
+    return {kind: f"{THUMBS_DIR}/{key}_{kind}.jpg" for kind in THUMB_KINDS}
+
+
+def thumbnail_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) of a crop's thumbnails; never enlarged."""
+    scale = min(1.0, THUMB_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def thumbnail_images(crop: np.ndarray, skin: np.ndarray, mask: np.ndarray, class_id: int) -> dict[str, np.ndarray]:
+    """Crop, skin-only image and mask overlay at thumbnail size.  crop and skin
+    may be decoded at reduced size; mask is the full-size mask of the crop."""
+    size = thumbnail_size(mask.shape[1], mask.shape[0])
+    # Downscale first: the overlay maths then runs on thumbnail pixels only.
+    crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    skin = cv2.resize(skin, size, interpolation=cv2.INTER_AREA)
+    if skin.ndim == 3 and skin.shape[2] == 4:       # --background transparent: show transparency as black
+        skin = (skin[:, :, :3] * (skin[:, :, 3:] / 255.0)).astype(np.uint8)
+    coverage = cv2.resize(cv2.compare(mask, 0, cv2.CMP_GT), size, interpolation=cv2.INTER_AREA)
+    alpha = coverage[:, :, None].astype(np.float32) * (OVERLAY_OPACITY / 255.0)
+    colour = np.array(class_color(class_id), np.float32)
+    overlay = (crop * (1.0 - alpha) + colour * alpha).round().astype(np.uint8)
+    return {"crop": crop, "skin": skin, "overlay": overlay}

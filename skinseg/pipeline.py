@@ -44,6 +44,7 @@ class ImageTask:
     class_id: int
     stem: str
     fingerprint: str       # changes whenever anything that decides the outputs changes
+    thumbnails: bool = False   # the report will likely show it: render its thumbnails now
 
 
 @dataclass
@@ -162,17 +163,24 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
     return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, face)
 
 
-def _write_outputs(runtime: Runtime, paths: tuple[str, str, str], crop: np.ndarray, mask: np.ndarray,
-                   class_id: int) -> None:
+def _write_outputs(runtime: Runtime, task: ImageTask, paths: tuple[str, str, str], crop: np.ndarray,
+                   mask: np.ndarray) -> None:
     out = runtime.config.output
     image_path, mask_path, preview_path = paths
+    class_id = task.class_id
+    skin_only = outputs.skin_only_image(crop, mask, out.background)
     mask_png = encode_image(outputs.label_mask(mask, class_id, runtime.mask_dtype), ".png")
-    files = (
-        (image_path, encode_image(outputs.skin_only_image(crop, mask, out.background), Path(image_path).suffix,
-                                  out.jpeg_quality)),
+    files = [
+        (image_path, encode_image(skin_only, Path(image_path).suffix, out.jpeg_quality)),
         (mask_path, mask_png),
         (preview_path, outputs.preview_png(mask, class_id, mask_png if runtime.mask_dtype == "uint8" else None)),
-    )
+    ]
+    if task.thumbnails:
+        # The report's contact sheet, while the pixels are in memory (reading
+        # them back later costs more than the whole image's processing).
+        images = outputs.thumbnail_images(crop, skin_only, mask, class_id)
+        for kind, relative in outputs.thumbnail_paths(task.source, task.fingerprint).items():
+            files.append((relative, encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)))
     for relative, data in files:
         try:
             atomic_write_bytes(runtime.dst / relative, data)
@@ -205,7 +213,7 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
                          f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
         return record
     paths = output_paths(task, config.output.image_extension)
-    _write_outputs(runtime, paths, bgr[y0:y1, x0:x1], result.mask, task.class_id)
+    _write_outputs(runtime, task, paths, bgr[y0:y1, x0:x1], result.mask)
     record.status = "written"
     record.image, record.mask, record.preview = paths
     return record

@@ -16,7 +16,6 @@ date and is not rendered again, which keeps re-runs cheap.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import os
@@ -32,17 +31,20 @@ import cv2
 import numpy as np
 
 from .imageio import TEMP_MARKER, ImageReadError, atomic_write_bytes, encode_image, read_image
-from .outputs import class_color
+from .outputs import (
+    REPORT_DIR,
+    THUMB_KINDS,
+    THUMB_QUALITY,
+    THUMB_SIDE,
+    class_color,
+    sample_key,
+    thumbnail_images,
+    thumbnail_paths,
+    thumbnail_size,
+)
 from .pipeline import Record
 
 REPORT_HTML = "report.html"
-REPORT_DIR = "report"
-THUMBS_DIR = f"{REPORT_DIR}/thumbs"
-THUMB_SIDE = 180            # long side of a thumbnail, pixels
-THUMB_QUALITY = 85
-THUMB_VERSION = "1"         # part of thumbnail names: bump when their rendering changes
-KINDS = ("crop", "skin", "overlay")
-OVERLAY_OPACITY = 0.5
 BINS = 20
 STATUSES = ("written", "skipped", "failed")
 
@@ -54,7 +56,10 @@ FLAG_WEIGHT = 0.5
 NO_FACE_WEIGHT = 0.25
 
 
-def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_class: int = 8,
+PER_CLASS = 8               # images per class on the contact sheet
+
+
+def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_class: int = PER_CLASS,
                  suspects: int = 24) -> Path:
     """Write dst/report.html and its thumbnails (dst/report/…); return the html path."""
     params = info.get("parameters") or {}
@@ -83,7 +88,7 @@ def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_cl
 
 def _stable_key(record: Record) -> str:
     """Order that does not change when other images are added or removed."""
-    return hashlib.sha1(record.source.encode()).hexdigest()
+    return sample_key(record.source)
 
 
 def _sample(written: list[Record], per_class: int) -> dict[str, list[Record]]:
@@ -129,13 +134,6 @@ def _rank_suspects(written: list[Record], params: dict, count: int) -> list[tupl
 
 # ------------------------------------------------------------------ thumbnails
 
-def _thumb_size(crop: list[int]) -> tuple[int, int]:
-    """(width, height) of a crop's thumbnails; never enlarged."""
-    width, height = crop[2] - crop[0], crop[3] - crop[1]
-    scale = min(1.0, THUMB_SIDE / max(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 def _read_output(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> Optional[np.ndarray]:
     try:
         return cv2.imdecode(np.fromfile(path, np.uint8), flags)
@@ -175,23 +173,12 @@ def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[d
     mask = _read_output(dst / record.mask)
     if skin is None or mask is None or mask.shape[:2] != (y1 - y0, x1 - x0):
         return None                  # outputs went missing or do not match the record
-    size = _thumb_size(record.crop)
-    # Downscale first: the overlay maths then runs on thumbnail pixels only.
-    crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-    skin = cv2.resize(skin, size, interpolation=cv2.INTER_AREA)
-    if skin.shape[2] == 4:           # --background transparent: show transparency as black
-        skin = (skin[:, :, :3] * (skin[:, :, 3:] / 255.0)).astype(np.uint8)
-    coverage = cv2.resize(cv2.compare(mask, 0, cv2.CMP_GT), size, interpolation=cv2.INTER_AREA)
-    alpha = coverage[:, :, None].astype(np.float32) * (OVERLAY_OPACITY / 255.0)
-    colour = np.array(class_color(record.class_id), np.float32)
-    overlay = (crop * (1.0 - alpha) + colour * alpha).round().astype(np.uint8)
-    return {"crop": crop, "skin": skin, "overlay": overlay}
+    return thumbnail_images(crop, skin, mask, record.class_id)
 
 
 def _thumbnails(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, str]]:
     """Paths (relative to dst) of a record's thumbnails, rendered unless already there."""
-    key = hashlib.sha1(f"{THUMB_VERSION}|{record.source}|{record.fingerprint}".encode()).hexdigest()[:16]
-    names = {kind: f"{THUMBS_DIR}/{key}_{kind}.jpg" for kind in KINDS}
+    names = thumbnail_paths(record.source, record.fingerprint)
     if all((dst / name).is_file() for name in names.values()):
         return names
     images = _render(dst, src, record, max_pixels)
@@ -401,10 +388,10 @@ def _histograms_section(groups: dict[str, list[Record]], info: dict, class_names
 def _figure(record: Record, names: Optional[dict[str, str]], notes: list[str]) -> str:
     """One image: crop, skin-only image and overlay side by side, with a caption."""
     if names:
-        width, height = _thumb_size(record.crop)
+        width, height = thumbnail_size(record.crop[2] - record.crop[0], record.crop[3] - record.crop[1])
         links = {"crop": None, "skin": record.image, "overlay": record.preview}
         cells = []
-        for kind in KINDS:
+        for kind in THUMB_KINDS:
             img = (f'<img src="{_url(names[kind])}" width="{width}" height="{height}" '
                    f'alt="{kind} of {_e(record.source)}" title="{kind}">')
             cells.append(f'<a href="{_url(links[kind])}">{img}</a>' if links[kind] else img)

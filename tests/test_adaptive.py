@@ -11,10 +11,9 @@ import pytest
 
 from skinseg.adaptive import AdaptiveParams, adaptive_mask, candidate_faces, face_geometry, plausible
 from skinseg.config import PipelineConfig, SkinParams
-from skinseg.face import Face
-from skinseg.pipeline import Engines, segment
-from skinseg.face import NoFaceDetector, open_detector, plan_detector
+from skinseg.face import Face, NoFaceDetector, open_detector, plan_detector
 from skinseg.person import open_segmenter, plan_segmenter
+from skinseg.pipeline import Engines, segment
 
 SKIN = (105, 140, 205)          # BGR, a light skin tone
 WALL = (150, 205, 235)          # beige: inside the original colour box, but not this person's skin

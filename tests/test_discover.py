@@ -3,8 +3,7 @@ import os
 import pytest
 
 from conftest import make_dataset, skin_image
-from skinseg.discover import (DatasetError, assign_class_ids, discover, mask_dtype_name, read_class_file,
-                              safe_name)
+from skinseg.discover import DatasetError, assign_class_ids, discover, mask_dtype_name, read_class_file, safe_name
 
 
 def test_splits_classes_recursive_and_sorted(tmp_path):

@@ -7,8 +7,14 @@ import pytest
 
 from conftest import REPO
 from skinseg import models
-from skinseg.face import (KEYPOINT_NAMES, MediaPipeFaceDetector, NoFaceDetector, OpenCVFaceDetector, open_detector,
-                          plan_detector)
+from skinseg.face import (
+    KEYPOINT_NAMES,
+    MediaPipeFaceDetector,
+    NoFaceDetector,
+    OpenCVFaceDetector,
+    open_detector,
+    plan_detector,
+)
 
 HOPPER = REPO / "examples/dataset_original/train/Normal Skin/2.jpg"
 ASTRONAUT = REPO / "examples/dataset_original/train/Normal Skin/1.jpg"

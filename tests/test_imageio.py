@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import skin_image
-from skinseg.imageio import (ImageReadError, atomic_write_bytes, decode_image, read_image, remove_temp_files,
-                             sniff)
+from skinseg.imageio import ImageReadError, atomic_write_bytes, decode_image, read_image, remove_temp_files, sniff
 
 LIMIT = 100_000_000
 

@@ -7,8 +7,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from conftest import REPO, make_dataset, read_manifest, skin_image, tree_digest
 
 

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from test_hardening import dataset_files
 
 from conftest import REPO, make_dataset, read_manifest, run_cli, skin_image
-from test_hardening import dataset_files
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import BLUE_BGR, SKIN_BGR, skin_image
+from conftest import SKIN_BGR, skin_image
 from skinseg.cleanup import clean_mask, keep_components, morphology, skin_fraction
 from skinseg.config import CleanupParams, SkinParams
 from skinseg.face import Face, best_face, crop_box
