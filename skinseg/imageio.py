@@ -9,13 +9,14 @@ instead of as a generic decode failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Iterator, Optional
 
 import cv2
 import numpy as np
@@ -244,21 +245,20 @@ def _same_content(path: Path, data: bytes) -> bool:
         return False
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path so that path is either absent/old or complete.
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Open a temp file next to path; on success it replaces path, on any
+    error (or Ctrl-C) it is deleted.  So path is either absent/old or complete.
 
     The temp file sits in the same folder (same file system) and carries
-    TEMP_MARKER, so a build killed mid-write leaves only files that the next
-    build recognises and removes.  A file that already holds exactly these
-    bytes is left alone, so a rebuild touches only outputs that changed.
+    TEMP_MARKER, so a process killed mid-write leaves only files that the next
+    build recognises and removes.
     """
-    if _same_content(path, data):
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix="." + path.name + TEMP_MARKER, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             os.fchmod(handle.fileno(), FILE_MODE)
         os.replace(temp, path)
     except BaseException:
@@ -267,6 +267,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write data to path atomically (see atomic_file).  A file that already
+    holds exactly these bytes is left alone, so a rebuild touches only
+    outputs that changed."""
+    if _same_content(path, data):
+        return
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def encode_image(image: np.ndarray, extension: str, jpeg_quality: int = 95) -> bytes:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from .imageio import atomic_file
 
 ENV_MODEL_DIR = "SKINSEG_MODEL_DIR"      # a folder holding model files; checked before the cache
 ENV_CACHE_DIR = "SKINSEG_CACHE_DIR"      # overrides the download cache location
@@ -69,11 +70,13 @@ def offline() -> bool:
     return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes")
 
 
+TFLITE_ID = b"TFL3"          # TFLite flatbuffers carry this identifier at byte 4
+
+
 def is_tflite(path: Path) -> bool:
-    """TFLite flatbuffers carry the identifier 'TFL3' at byte 4."""
     try:
         with open(path, "rb") as handle:
-            return handle.read(8)[4:8] == b"TFL3"
+            return handle.read(8)[4:8] == TFLITE_ID
     except OSError:
         return False
 
@@ -99,35 +102,28 @@ def find_model(spec: ModelSpec) -> Optional[Path]:
 
 
 def download(url: str, destination: Path, show_progress: bool, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Fetch url into destination atomically (temp file + rename)."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix="." + destination.name + ".download-", dir=destination.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            bar = None
-            if show_progress:
-                from tqdm import tqdm
+    """Fetch url into destination atomically (temp file + rename), checking
+    that it is a TFLite model (not, say, a captive portal's HTML page)."""
+    with atomic_file(destination) as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        bar = None
+        if show_progress:
+            from tqdm import tqdm
 
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {destination.name}",
-                           file=sys.stderr, leave=False)
-            try:
-                for block in iter(lambda: response.read(1 << 16), b""):
-                    out.write(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            finally:
-                if bar is not None:
-                    bar.close()
-        if not is_tflite(Path(temp)):
-            raise ModelUnavailable(f"the file downloaded from {url} is not a TFLite model")
-        os.replace(temp, destination)
-    except BaseException:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {destination.name}",
+                       file=sys.stderr, leave=False)
+        head = b""
         try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+            for block in iter(lambda: response.read(1 << 16), b""):
+                head = head or block[:8]
+                out.write(block)
+                if bar is not None:
+                    bar.update(len(block))
+        finally:
+            if bar is not None:
+                bar.close()
+        if head[4:8] != TFLITE_ID:
+            raise ModelUnavailable(f"the file downloaded from {url} is not a TFLite model")
 
 
 def ensure_model(spec: ModelSpec, explicit: Optional[Path] = None, show_progress: bool = False) -> Path:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import cv2
@@ -88,6 +89,14 @@ def make_dataset(root: Path, layout: dict[str, np.ndarray | bytes | None]) -> Pa
         else:
             write_image(path, content)
     return root
+
+
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """Insert a minimal EXIF block holding only the orientation tag."""
+    tiff = (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
+            + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0))
+    payload = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
 def tree_digest(root: Path) -> str:

@@ -22,7 +22,16 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, copy_eval_photos, make_dataset, read_manifest, run_cli, skin_image, tree_digest
+from conftest import (
+    REPO,
+    copy_eval_photos,
+    make_dataset,
+    read_manifest,
+    run_cli,
+    skin_image,
+    tree_digest,
+    with_exif_orientation,
+)
 
 EXIF_INVERSE = {
     2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180), 4: lambda a: cv2.flip(a, 0),
@@ -33,13 +42,6 @@ EXIF_INVERSE = {
 
 def encode(image, ext):
     return cv2.imencode(ext, image)[1].tobytes()
-
-
-def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
-    tiff = (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
-            + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0))
-    payload = b"Exif\x00\x00" + tiff
-    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
 def corner_skin(width=160, height=120) -> np.ndarray:

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import skin_image
+from conftest import skin_image, with_exif_orientation
 from skinseg.imageio import ImageReadError, atomic_write_bytes, decode_image, read_image, remove_temp_files, sniff
 
 LIMIT = 100_000_000
@@ -15,13 +15,6 @@ def encode(image, ext=".png", params=()):
     ok, data = cv2.imencode(ext, image, list(params))
     assert ok
     return data.tobytes()
-
-
-def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
-    tiff = (b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
-            + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0))
-    payload = b"Exif\x00\x00" + tiff
-    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp", ".webp", ".tif"])
