@@ -194,8 +194,11 @@ def _mediapipe_model(explicit: Optional[Path], show_progress: bool) -> Path:
         return ensure_model(FACE_FULL_RANGE, explicit)
     try:
         return ensure_model(FACE_FULL_RANGE, show_progress=show_progress)
-    except ModelUnavailable:
-        return ensure_model(FACE_SHORT_RANGE, show_progress=show_progress)
+    except ModelUnavailable as full_range:
+        try:
+            return ensure_model(FACE_SHORT_RANGE, show_progress=show_progress)
+        except ModelUnavailable:
+            raise full_range from None   # name the preferred model; the short one is the fallback
 
 
 def plan_detector(enabled: bool, requested: str, explicit_model: Optional[Path], min_score: float,

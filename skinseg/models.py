@@ -31,6 +31,7 @@ class ModelSpec:
     filename: str
     url: str
     what: str
+    option: str = ""          # the CLI option that takes an explicit path
 
 
 FACE_SHORT_RANGE = ModelSpec(
@@ -39,12 +40,14 @@ FACE_SHORT_RANGE = ModelSpec(
     "https://storage.googleapis.com/mediapipe-models/face_detector/blaze_face_short_range/float16/latest/"
     "blaze_face_short_range.tflite",
     "MediaPipe BlazeFace short-range face detector",
+    "--face-model",
 )
 FACE_FULL_RANGE = ModelSpec(
     "face-full-range",
     "blaze_face_full_range.tflite",
     "https://storage.googleapis.com/mediapipe-assets/face_detection_full_range_sparse.tflite",
     "MediaPipe BlazeFace full-range face detector",
+    "--face-model",
 )
 PERSON_SEGMENTER = ModelSpec(
     "person-segmenter",
@@ -52,6 +55,7 @@ PERSON_SEGMENTER = ModelSpec(
     "https://storage.googleapis.com/mediapipe-models/image_segmenter/selfie_segmenter/float16/latest/"
     "selfie_segmenter.tflite",
     "MediaPipe selfie (person) segmenter",
+    "--person-model",
 )
 
 
@@ -140,8 +144,8 @@ def ensure_model(spec: ModelSpec, explicit: Optional[Path] = None, show_progress
     found = find_model(spec)
     if found is not None:
         return found
-    how = (f"put {spec.filename} in the folder named by ${ENV_MODEL_DIR}, or in {cache_dir()}, "
-           f"or pass its path (it is downloaded from {spec.url})")
+    how = (f"put {spec.filename} in the folder named by ${ENV_MODEL_DIR} or in {cache_dir()}, "
+           f"or pass {spec.option or 'its path'} PATH (it is downloaded from {spec.url})")
     if offline():
         raise ModelUnavailable(f"{spec.what} not found and ${ENV_OFFLINE} is set: {how}")
     destination = cache_dir() / spec.filename
