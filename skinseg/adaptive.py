@@ -353,7 +353,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
             draw_features(mask, g, 0, scale=p.feature_scale)
     else:
         # No usable face: self-seed from the confident core of the colour-box rule.
-        prior_mask = rules_mask(bgr, rules)
+        prior_mask = rules_mask(bgr, rules, ycc)
         core = cv2.erode(prior_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)), iterations=2)
         if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
             flat = np.flatnonzero(core)

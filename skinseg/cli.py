@@ -187,7 +187,7 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
         max_pixels=max_pixels,
     )
     config = BuildConfig(src=src, dst=dst, pipeline=pipeline, classes_file=classes_file,
-                         workers=workers or _default_workers(), overwrite=overwrite, quiet=quiet,
+                         workers=workers or _default_workers(), overwrite=overwrite,
                          shard=shard, sample=sample,
                          progress=not quiet and sys.stderr.isatty())
     _setup_logging()

@@ -97,7 +97,6 @@ class BuildConfig:
     classes_file: Optional[Path] = None
     workers: int = 1
     overwrite: bool = False
-    quiet: bool = False
     progress: bool = True                # tqdm bar (the CLI turns it off when not a TTY)
     shard: Optional[tuple[int, int]] = None   # (k, n): this run does shard k of n, 1-based
     sample: Optional[int] = None         # only this many images per class (quick look)

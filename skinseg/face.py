@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ._quiet import native_stderr_silenced
+from .imageio import downscaled
 from .models import FACE_FULL_RANGE, FACE_SHORT_RANGE, ModelUnavailable, ensure_model, file_digest
 
 # BlazeFace keypoint order; "right"/"left" are the subject's own sides.
@@ -81,15 +82,6 @@ def crop_box(face_box: tuple[int, int, int, int], margin: float, width: int, hei
     return (max(0, x0 - grow_x), max(0, y0 - grow_y), min(width, x1 + grow_x), min(height, y1 + grow_y))
 
 
-def _downscale(bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    height, width = bgr.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    if scale >= 1.0:
-        return bgr, 1.0
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale
-
-
 def _clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[int, int, int, int]:
     return (int(max(0, min(width, round(x0)))), int(max(0, min(height, round(y0)))),
             int(max(0, min(width, round(x1)))), int(max(0, min(height, round(y1)))))
@@ -122,7 +114,7 @@ class MediaPipeFaceDetector:
         import mediapipe as mp
 
         height, width = bgr.shape[:2]
-        small, scale = _downscale(bgr, DETECTION_MAX_SIDE)
+        small, scale = downscaled(bgr, DETECTION_MAX_SIDE)
         rgb = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
         small_h, small_w = rgb.shape[:2]
         with native_stderr_silenced():
@@ -161,7 +153,7 @@ class OpenCVFaceDetector:
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
         height, width = bgr.shape[:2]
-        small, scale = _downscale(bgr, DETECTION_MAX_SIDE)
+        small, scale = downscaled(bgr, DETECTION_MAX_SIDE)
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         min_side = max(20, int(min(gray.shape) * self._min_size_fraction))
         boxes = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))

@@ -167,7 +167,7 @@ def _damage(header: Header, data: bytes) -> Optional[str]:
     return None
 
 
-_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+REDUCED_DECODE = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 def decode_image(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
@@ -193,7 +193,7 @@ def decode_image(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
     buffer = np.frombuffer(data, np.uint8)
     # IMREAD_COLOR applies the EXIF orientation and converts grey, palette,
     # CMYK and 16-bit images to 8-bit BGR.
-    flags = _REDUCED.get(reduce, cv2.IMREAD_COLOR) if header.format == "jpeg" else cv2.IMREAD_COLOR
+    flags = REDUCED_DECODE.get(reduce, cv2.IMREAD_COLOR) if header.format == "jpeg" else cv2.IMREAD_COLOR
     image = cv2.imdecode(buffer, flags)
     if image is None:
         raise ImageReadError(f"the {header.format.upper()} data is corrupt and could not be decoded")
@@ -217,6 +217,16 @@ def _composite_alpha(buffer: np.ndarray, bgr: np.ndarray) -> np.ndarray:
     if alpha.min() == 255:
         return bgr
     return cv2.multiply(bgr, cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
+
+
+def downscaled(bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The image shrunk (INTER_AREA) so its long side is at most max_side, and the scale used."""
+    height, width = bgr.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale == 1.0:
+        return bgr, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale
 
 
 def read_image(path: Path, max_pixels: int, reduce: int = 1) -> np.ndarray:

@@ -23,7 +23,7 @@ from .adaptive import adaptive_mask, candidate_faces
 from .cleanup import clean_mask, skin_fraction
 from .config import PipelineConfig
 from .face import DetectorPlan, Face, FaceDetector, best_face, crop_box, open_detector
-from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_image
+from .imageio import ImageReadError, atomic_write_bytes, downscaled, encode_image, read_image
 from .person import PersonSegmenter, SegmenterPlan, open_segmenter
 from .skin import rules_mask
 
@@ -115,12 +115,7 @@ def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
     segmentation (256 px) and the adaptive colour model all use this one
     copy; only the final mask is brought back to full resolution.
     """
-    height, width = bgr.shape[:2]
-    scale = min(1.0, WORK_SIZE / max(height, width))
-    if scale == 1.0:
-        return bgr, 1.0
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale
+    return downscaled(bgr, WORK_SIZE)
 
 
 @dataclass

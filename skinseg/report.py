@@ -30,7 +30,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
-from .imageio import TEMP_MARKER, ImageReadError, atomic_write_bytes, encode_image, read_image
+from .imageio import REDUCED_DECODE, TEMP_MARKER, ImageReadError, atomic_write_bytes, encode_image, read_image
 from .outputs import (
     REPORT_DIR,
     THUMB_KINDS,
@@ -148,16 +148,13 @@ def _reduction(crop: list[int]) -> int:
     return next((f for f in (8, 4, 2) if long_side // f >= THUMB_SIDE), 1)
 
 
-_REDUCED_FLAGS = {1: cv2.IMREAD_UNCHANGED, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                  8: cv2.IMREAD_REDUCED_COLOR_8}
-
 
 def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, np.ndarray]]:
     """The three thumbnails of a written record, or None when a file is unreadable."""
     x0, y0, x1, y1 = record.crop
-    factor = _reduction(record.crop)
+    reduction = factor = _reduction(record.crop)
     try:
-        source = read_image(src / record.source, max_pixels, reduce=factor)
+        source = read_image(src / record.source, max_pixels, reduce=reduction)
     except ImageReadError:
         return None
     width, height = record.size
@@ -168,7 +165,7 @@ def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[d
     crop = source[y0 // factor:-(-y1 // factor), x0 // factor:-(-x1 // factor)]
     # A PNG skin-only image may have transparency, which the reduced decoders drop.
     skin = _read_output(dst / record.image,
-                        _REDUCED_FLAGS[_reduction(record.crop)] if record.image.endswith(".jpg")
+                        REDUCED_DECODE.get(reduction, cv2.IMREAD_UNCHANGED) if record.image.endswith(".jpg")
                         else cv2.IMREAD_UNCHANGED)
     mask = _read_output(dst / record.mask)
     if skin is None or mask is None or mask.shape[:2] != (y1 - y0, x1 - x0):

@@ -6,6 +6,8 @@ are uint8 with 0 = not skin and 255 = skin, the same size as the input.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import cv2
 import numpy as np
 
@@ -22,10 +24,12 @@ def in_range_wrapping_hue(hsv: np.ndarray, low: Triple, high: Triple) -> np.ndar
     return cv2.bitwise_or(upper_part, lower_part)
 
 
-def rules_mask(bgr: np.ndarray, params: SkinParams) -> np.ndarray:
-    """Pixels inside both the HSV box and the YCrCb box."""
+def rules_mask(bgr: np.ndarray, params: SkinParams, ycrcb: Optional[np.ndarray] = None) -> np.ndarray:
+    """Pixels inside both the HSV box and the YCrCb box (ycrcb: the image
+    already converted, when the caller has it)."""
     hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
-    ycrcb = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
+    if ycrcb is None:
+        ycrcb = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     hsv_mask = in_range_wrapping_hue(hsv, params.hsv_min, params.hsv_max)
     ycrcb_mask = cv2.inRange(ycrcb, params.ycrcb_min, params.ycrcb_max)
     return cv2.bitwise_and(hsv_mask, ycrcb_mask)
