@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from skinseg.adaptive import AdaptiveParams, adaptive_mask, candidate_faces, face_geometry, plausible
-from skinseg.config import PipelineConfig, SkinParams
+from skinseg.config import CleanupParams, FaceParams, PipelineConfig, SkinParams
 from skinseg.face import Face, NoFaceDetector, open_detector, plan_detector
 from skinseg.person import open_segmenter, plan_segmenter
 from skinseg.pipeline import Engines, segment
@@ -130,10 +130,9 @@ def test_segment_crops_only_to_a_face_that_seeded_the_model():
 def test_large_images_are_processed_on_a_working_copy_and_mask_upsampled():
     img, face = synthetic_portrait()
     big = cv2.resize(img, (1600, 1600), interpolation=cv2.INTER_NEAREST)
-    config = PipelineConfig()
     # Faces come back from the detector in working-copy coordinates (640 px).
     small_face = face.scaled(640 / 400)
-    result = segment(big, config.__class__(face=config.face.__class__(crop=False)), Engines(FixedFaces([small_face])))
+    result = segment(big, PipelineConfig(face=FaceParams(crop=False)), Engines(FixedFaces([small_face])))
     assert result.mask.shape == (1600, 1600)
     assert result.mask[800, 680] == 255 and result.mask[800, 1500] == 0
     assert result.face.box == face.scaled(4).box or all(abs(a - b) <= 2 for a, b in zip(result.face.box,
@@ -180,10 +179,10 @@ def real_engines():
     ("abdomen_train", 200, 0.89, 0.01),
 ])
 def test_quality_floor_on_real_photos(eval_dir, real_engines, subset, count, floor, gain):
-    whole_frame = PipelineConfig(face=PipelineConfig().face.__class__(crop=False))
+    whole_frame = PipelineConfig(face=FaceParams(crop=False))
     adaptive = _pooled_f1(eval_dir, subset, count, real_engines, whole_frame)
     rules_config = PipelineConfig(face=whole_frame.face, skin=SkinParams(method="rules"),
-                                  cleanup=whole_frame.cleanup.__class__(keep="largest"))
+                                  cleanup=CleanupParams(keep="largest"))
     rules = _pooled_f1(eval_dir, subset, count, Engines(NoFaceDetector()), rules_config)
     assert adaptive >= floor, f"{subset}: F1 {adaptive:.3f} < {floor}"
     assert adaptive >= rules + gain, f"{subset}: adaptive {adaptive:.3f} vs rules {rules:.3f}"
