@@ -216,8 +216,7 @@ def _plan_models(config: BuildConfig) -> tuple[DetectorPlan, SegmenterPlan]:
     try:
         detector = plan_detector(face.enabled, face.detector, Path(face.model_path) if face.model_path else None,
                                  face.min_score, show_progress=config.progress)
-        wants_segmenter = skin.method == "adaptive" and skin.person_segmentation and face.enabled
-        segmenter = plan_segmenter(wants_segmenter,
+        segmenter = plan_segmenter(config.pipeline.uses_person_segmentation,
                                    Path(skin.person_model_path) if skin.person_model_path else None,
                                    show_progress=config.progress)
     except ModelUnavailable as exc:

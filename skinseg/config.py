@@ -81,6 +81,15 @@ class PipelineConfig:
     output: OutputParams = field(default_factory=OutputParams)
     max_pixels: int = 100_000_000        # refuse larger images before decoding them
 
+    @property
+    def uses_person_segmentation(self) -> bool:
+        return self.skin.method == "adaptive" and self.skin.person_segmentation and self.face.enabled
+
+    @property
+    def may_use_mediapipe(self) -> bool:
+        """MediaPipe's face detector ('auto' prefers it) or person segmenter may run."""
+        return (self.face.enabled and self.face.detector != "opencv") or self.uses_person_segmentation
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import atexit
 import collections
-import multiprocessing
+import contextlib
 import os
 import signal
 import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from . import _faults
+from .forkserver import worker_context
 from .pipeline import Engines, ImageTask, OutputWriteError, Record, Runtime, open_engines, process_image
 
 OnRecord = Callable[[Record], None]
@@ -60,8 +61,13 @@ class WorkerStartError(Exception):
     """Workers cannot open their models; the build cannot go on."""
 
 
-def _worker_init(runtime: Runtime, limit_threads: bool) -> None:
+def _worker_init(runtime: Runtime, limit_threads: bool, environ: dict[str, str]) -> None:
     global _worker_runtime, _worker_engines
+    # The fork server lives as long as the parent and was started by its
+    # first pool: take the parent's environment as it is now, as a spawned
+    # process would (multiprocessing already passes the current directory).
+    os.environ.clear()
+    os.environ.update(environ)
     # The parent decides when to stop; a Ctrl-C must not kill a worker
     # half-way through writing an image.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -97,6 +103,30 @@ def _worker_process(task: ImageTask) -> Record:
 
 # ------------------------------------------------------------ parent side
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a pool starts, then deliver them.
+
+    Interrupted half-way through creating its processes, a pool cannot be shut
+    down cleanly: workers forked after the parent gave up fail to start and
+    print tracebacks.  Once the pool is up (about a second), the interrupt
+    takes effect and the pool is shut down as usual.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: held.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])     # with the caller's own handler back in place
+
+
 def run_in_process(tasks: Iterable[ImageTask], runtime: Runtime, on_record: OnRecord) -> None:
     engines = open_engines(runtime)
     try:
@@ -111,15 +141,16 @@ def run_in_pool(tasks: list[ImageTask], runtime: Runtime, workers: int, on_recor
     queue = collections.deque(tasks)
     suspects: collections.deque[ImageTask] = collections.deque()   # in flight when a worker died
     isolated: Optional[ImageTask] = None                            # a suspect running alone
-    context = multiprocessing.get_context("spawn")   # no inherited locks or model state
+    context = worker_context(runtime.config.may_use_mediapipe)
 
     def new_pool() -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=_worker_init, initargs=(runtime, True))
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                                   initargs=(runtime, True, dict(os.environ)))
         # A pool whose workers die as they start would otherwise look like
         # every image crashing its worker, one at a time.
         try:
-            pool.submit(_ping).result()
+            with _interrupts_held():
+                pool.submit(_ping).result()
         except BrokenProcessPool:
             pool.shutdown(wait=True, cancel_futures=True)
             raise WorkerStartError(

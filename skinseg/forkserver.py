@@ -1,0 +1,49 @@
+"""Where worker processes come from.
+
+Each worker needs OpenCV, NumPy and (usually) MediaPipe, about a second of
+imports.  Workers are therefore forked from a fork server that has imported
+them once, instead of being spawned to import them each.  This module itself
+imports nothing heavy, so the CLI can start the server first thing and let it
+import while the main process imports its own copy.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import signal
+import threading
+from multiprocessing.context import BaseContext
+
+
+def worker_context(preload_mediapipe: bool) -> BaseContext:
+    """The fork server's context, preloaded with what every worker imports;
+    fresh spawned processes where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The server only imports modules (it opens no model and starts no Python
+    # thread), so forking it is safe; each worker opens its models after the
+    # fork.  The list only matters to the call that starts the server, once
+    # per process.
+    context.set_forkserver_preload(["skinseg.runner"] + (["mediapipe"] if preload_mediapipe else []))
+    return context
+
+
+def start(preload_mediapipe: bool) -> None:
+    """Start the fork server now (it imports in the background), so that
+    the first pool does not wait for its imports."""
+    if worker_context(preload_mediapipe).get_start_method() != "forkserver":
+        return
+    # A Ctrl-C while the server imports would print its KeyboardInterrupt
+    # traceback.  An ignored signal stays ignored across exec (and Python
+    # keeps it so), so the server starts with SIGINT ignored; it ignores
+    # SIGINT once running anyway.  Only the main thread may change handlers.
+    if threading.current_thread() is not threading.main_thread():
+        multiprocessing.forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
