@@ -10,13 +10,15 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
-from . import __version__
-from .build import BuildAborted, BuildError, BuildInterrupted, BuildResult, build
+from . import __version__, forkserver
 from .config import BuildConfig, CleanupParams, FaceParams, OutputParams, PipelineConfig, SkinParams
+
+if TYPE_CHECKING:
+    from .build import BuildResult
 
 _DEFAULTS = PipelineConfig()
 
@@ -190,18 +192,31 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
                          workers=workers or _default_workers(), overwrite=overwrite,
                          shard=shard, sample=sample,
                          progress=not quiet and sys.stderr.isatty())
+    if config.workers > 1:
+        # The workers' fork server imports OpenCV and MediaPipe while this
+        # process imports them too (below), rather than after it.
+        forkserver.start(config.pipeline.may_use_mediapipe)
     _setup_logging()
+    _last_signal[0] = signal.SIGINT
     # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        result = build(config)
-    except BuildError as exc:
-        raise click.UsageError(str(exc)) from None
-    except BuildAborted as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except BuildInterrupted as exc:
-        click.echo(f"\n{exc}", err=True)
+        from .build import BuildAborted, BuildError, BuildInterrupted, build
+
+        try:
+            result = build(config)
+        except BuildError as exc:
+            raise click.UsageError(str(exc)) from None
+        except BuildAborted as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except BuildInterrupted as exc:
+            click.echo(f"\n{exc}", err=True)
+            sys.exit(128 + _last_signal[0])
+    except KeyboardInterrupt:
+        # Outside the image loop (imports, listing the source, writing the
+        # dataset files): every file written so far is complete.
+        click.echo("\ninterrupted; run the same command again to resume", err=True)
         sys.exit(128 + _last_signal[0])
     finally:
         signal.signal(signal.SIGTERM, previous_handler)

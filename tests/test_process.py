@@ -56,6 +56,56 @@ def test_sigint_stops_cleanly_and_a_rerun_completes(tmp_path):
     assert tree_digest(src) == before
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except (OSError, ValueError):
+            continue
+        if entry.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_while_workers_start_is_clean(model_dir, tmp_path):
+    """Ctrl-C reaches the whole foreground process group (the fork server and
+    workers too), at any moment: while modules import, while workers start,
+    after the first images.  Each time: exit 130, one line, no traceback,
+    and no process left behind."""
+    src = make_dataset(tmp_path / "src", {f"train/A/{i:03d}.png": skin_image(400, 300, seed_offset=i % 7)
+                                          for i in range(60)})
+    for k, delay in enumerate((0.0, 0.4, 0.8, 1.5)):
+        proc = subprocess.Popen([sys.executable, str(REPO / "build_dataset.py"), "--src", str(src),
+                                 "--dst", str(tmp_path / f"dst{k}"), "--workers", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        # Counted from the moment the CLI has started its fork server (before
+        # that, the interpreter itself is starting up).
+        deadline = time.time() + 30
+        while not _children(proc.pid) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            continue      # finished before the signal: nothing to check
+        assert proc.returncode == 130, (delay, err)
+        assert "Traceback" not in err and "Error" not in err, (delay, err)
+        assert err.strip().endswith("run the same command again to resume"), (delay, err)
+        deadline = time.time() + 15
+        while _group_alive(proc.pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(proc.pid), f"processes left behind after Ctrl-C at {delay} s"
+
+
 def test_library_use_without_main_guard_fails_fast_with_advice(tmp_path):
     script = tmp_path / "no_guard.py"
     script.write_text(
