@@ -24,9 +24,10 @@ def worker_context(preload_mediapipe: bool) -> BaseContext:
     context = multiprocessing.get_context("forkserver")
     # The server only imports modules (it opens no model and starts no Python
     # thread), so forking it is safe; each worker opens its models after the
-    # fork.  The list only matters to the call that starts the server, once
-    # per process.
-    context.set_forkserver_preload(["skinseg.runner"] + (["mediapipe"] if preload_mediapipe else []))
+    # fork.  Every worker re-runs the main script (build_dataset.py), which
+    # imports skinseg.cli and click: preloaded too.  The list only matters to
+    # the call that starts the server, once per process.
+    context.set_forkserver_preload(["skinseg.cli", "skinseg.runner"] + (["mediapipe"] if preload_mediapipe else []))
     return context
 
 
