@@ -147,10 +147,14 @@ def run_in_pool(tasks: list[ImageTask], runtime: Runtime, workers: int, on_recor
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
                                    initargs=(runtime, True, dict(os.environ)))
         # A pool whose workers die as they start would otherwise look like
-        # every image crashing its worker, one at a time.
+        # every image crashing its worker, one at a time.  One ping per
+        # worker also starts them all at once: the pool starts a process only
+        # for a task that finds no idle one, and the first task would take
+        # the first worker, idle as soon as it has answered.
         try:
             with _interrupts_held():
-                pool.submit(_ping).result()
+                for ping in [pool.submit(_ping) for _ in range(workers)]:
+                    ping.result()
         except BrokenProcessPool:
             pool.shutdown(wait=True, cancel_futures=True)
             raise WorkerStartError(
