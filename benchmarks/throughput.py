@@ -118,11 +118,15 @@ def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) 
     return wall, peak / 1024
 
 
-def median_run(runs: int, run) -> tuple[float, float]:
-    """(median wall seconds, largest peak RSS) over `runs` fresh runs."""
-    results = [run(k) for k in range(runs)]
-    walls = sorted(r[0] for r in results)
-    return walls[len(walls) // 2], max(r[1] for r in results)
+def interleaved(runs: int, configs: dict) -> dict[str, list[tuple[float, float]]]:
+    """Run every configuration `runs` times, round-robin (this VM's speed drifts
+    over minutes: back-to-back blocks would bias whichever ran in a slow patch);
+    per configuration, the (wall seconds, peak RSS MB) of each round."""
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
+    for k in range(runs):
+        for name, run in configs.items():
+            results[name].append(run(k))
+    return results
 
 
 def skinseg_run(src: Path, dst: Path, workers: int, extra: list[str]) -> tuple[float, float]:
@@ -177,9 +181,9 @@ def main() -> None:
             src = work / f"src{count}"
             make_dataset(src, count, args.size, photos)
             runs = args.repeat if count == args.images else 1
-            floor = median_run(runs, lambda k: timed([sys.executable, __file__, "--io-floor", str(src),
-                                                      str(work / f"floor{count}-{k}")]))
-            rows.append((count, "I/O floor (decode + write 3 files, 1 core)", *floor, floor[0]))
+            floor_name = "I/O floor (decode + write 3 files, 1 core)"
+            configs = {floor_name: lambda k: timed([sys.executable, __file__, "--io-floor", str(src),
+                                                    str(work / f"floor{count}-{k}")])}
             if args.original_dir and count == args.images:
                 def original(k: int) -> tuple[float, float]:
                     cwd = work / f"orig{count}-{k}"           # it writes ./dataset next to ./dataset_original
@@ -188,16 +192,22 @@ def main() -> None:
                     return timed([args.original_python or sys.executable, str(args.original_dir / "build_dataset.py")],
                                  cwd=cwd, env=dict(os.environ, PYTHONPATH=str(args.original_dir)))
 
-                rows.append((count, "original tool (1 process)", *median_run(runs, original), floor[0]))
+                configs["original tool (1 process)"] = original
             for workers in (1, cores):
-                wall, rss = median_run(runs, lambda k: skinseg_run(src, work / f"dst{count}-{workers}-{k}", workers,
-                                                                   extra))
-                rows.append((count, f"skinseg --workers {workers}", wall, rss, floor[0]))
+                configs[f"skinseg --workers {workers}"] = (
+                    lambda k, workers=workers: skinseg_run(src, work / f"dst{count}-{workers}-{k}", workers, extra))
+            measured = interleaved(runs, configs)
+            if count == args.images:
+                per_round = sorted(one[0] / many[0] for one, many in zip(measured["skinseg --workers 1"],
+                                                                         measured[f"skinseg --workers {cores}"]))
+            medians = {name: (sorted(r[0] for r in rs)[len(rs) // 2], max(r[1] for r in rs))
+                       for name, rs in measured.items()}
+            rows += [(count, name, wall, rss, medians[floor_name][0]) for name, (wall, rss) in medians.items()]
         total, imports = startup_seconds()
 
     print(f"{args.images} photos at {args.size} px long side (JPEG), {cores} cores, "
-          f"skinseg options: {' '.join(extra) or 'defaults'}; median of {args.repeat} runs at {args.images} "
-          f"images, one run at {args.images * args.scale}\n")
+          f"skinseg options: {' '.join(extra) or 'defaults'}; median of {args.repeat} interleaved runs "
+          f"at {args.images} images, one run at {args.images * args.scale}\n")
     print("| images | run | seconds | images/s | x I/O floor time | peak RSS per process (MB) |")
     print("| ---: | --- | ---: | ---: | ---: | ---: |")
     for count, name, wall, rss, floor_wall in rows:
@@ -205,7 +215,8 @@ def main() -> None:
     by_name = {(c, n): w for c, n, w, _, _ in rows}
     n = args.images
     one, many = by_name[(n, "skinseg --workers 1")], by_name[(n, f"skinseg --workers {cores}")]
-    print(f"\n- {cores} workers vs 1: {one / many:.2f}x faster")
+    print(f"\n- {cores} workers vs 1: {one / many:.2f}x faster (medians); round by round: median "
+          f"{per_round[len(per_round) // 2]:.2f}x, range {per_round[0]:.2f}-{per_round[-1]:.2f}x")
     if (n, "original tool (1 process)") in by_name:
         print(f"- all cores vs the original tool: {by_name[(n, 'original tool (1 process)')] / many:.2f}x faster")
     if len(counts) > 1:
