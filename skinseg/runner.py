@@ -160,6 +160,9 @@ def run_in_pool(tasks: list[ImageTask], runtime: Runtime, workers: int, on_recor
             raise WorkerStartError(
                 "worker processes exit as soon as they start (when calling skinseg from a script, "
                 "call build() under `if __name__ == \"__main__\":`; or use --workers 1)") from None
+        except BaseException:           # the held Ctrl-C, now the workers are up
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         return pool
 
     pool = new_pool()
