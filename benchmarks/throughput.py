@@ -36,7 +36,6 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-SPLITS = (("train", 0.7), ("valid", 0.15), ("test", 0.15))
 CLASSES = ("Acne", "Normal Skin", "Rosacea")
 
 

@@ -47,12 +47,6 @@ class Face:
         points = {k: (x * factor, y * factor) for k, (x, y) in self.keypoints.items()}
         return Face(tuple(int(round(c * factor)) for c in self.box), self.score, points, self.detector)
 
-    def shifted(self, dx: int, dy: int) -> "Face":
-        """The same face in the coordinates of a crop whose origin is (dx, dy)."""
-        x0, y0, x1, y1 = self.box
-        points = {k: (x - dx, y - dy) for k, (x, y) in self.keypoints.items()}
-        return Face((x0 - dx, y0 - dy, x1 - dx, y1 - dy), self.score, points, self.detector)
-
     def to_record(self) -> dict:
         return {"box": list(self.box), "score": None if self.score is None else round(self.score, 4),
                 "detector": self.detector}

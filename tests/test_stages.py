@@ -78,12 +78,6 @@ def test_best_face_prefers_large_confident_faces_not_the_first():
     assert best_face([Face((0, 0, 5, 5), None), Face((0, 0, 9, 9), None)]).box == (0, 0, 9, 9)
 
 
-def test_face_shift_moves_box_and_keypoints():
-    face = Face((10, 20, 30, 40), 0.9, {"nose_tip": (20.0, 30.0)})
-    moved = face.shifted(5, 10)
-    assert moved.box == (5, 10, 25, 30) and moved.keypoints["nose_tip"] == (15.0, 20.0)
-
-
 def test_outputs_render():
     img = skin_image(40, 30)
     skin = np.zeros((30, 40), np.uint8)
