@@ -141,8 +141,8 @@ def startup_seconds() -> tuple[float, float]:
             "from skinseg.config import BuildConfig\n"
             "from skinseg.pipeline import Runtime, open_engines\n"
             "cfg = BuildConfig(Path('.'), Path('.'), progress=False)\n"
-            "detector, segmenter = _plan_models(cfg)\n"
-            "engines = open_engines(Runtime(Path('.'), Path('.'), cfg.pipeline, detector, 'uint8', segmenter))\n"
+            "plans = _plan_models(cfg)\n"
+            "engines = open_engines(Runtime(Path('.'), Path('.'), cfg.pipeline, plans, 'uint8'))\n"
             "print(time.perf_counter() - t)\n"
             "engines.close()\n")
     started = time.perf_counter()

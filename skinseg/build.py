@@ -35,12 +35,22 @@ from .discover import (
     mask_dtype_name,
     read_class_file,
 )
-from .face import DetectorPlan, plan_detector
+from .face import plan_detector
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
+from .mesh import plan_mesher
 from .models import ModelUnavailable
 from .outputs import REPORT_DIR
-from .person import SegmenterPlan, plan_segmenter
-from .pipeline import IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, ImageTask, OutputWriteError, Record, Runtime
+from .person import plan_segmenter
+from .pipeline import (
+    IMAGES_DIR,
+    MASKS_DIR,
+    PREVIEWS_DIR,
+    ImageTask,
+    ModelPlans,
+    OutputWriteError,
+    Record,
+    Runtime,
+)
 from .report import PER_CLASS as REPORT_PER_CLASS
 from .report import write_report
 from .runner import WorkerStartError, run
@@ -210,21 +220,27 @@ def _resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
     return class_names
 
 
-def _plan_models(config: BuildConfig) -> tuple[DetectorPlan, SegmenterPlan]:
+def _plan_models(config: BuildConfig) -> ModelPlans:
     """Find (or download) the models once, before any worker starts."""
     face, skin = config.pipeline.face, config.pipeline.skin
+
+    def explicit(path: Optional[str]) -> Optional[Path]:
+        return Path(path) if path else None
+
     try:
-        detector = plan_detector(face.enabled, face.detector, Path(face.model_path) if face.model_path else None,
-                                 face.min_score, show_progress=config.progress)
-        segmenter = plan_segmenter(config.pipeline.uses_person_segmentation,
-                                   Path(skin.person_model_path) if skin.person_model_path else None,
-                                   show_progress=config.progress)
+        plans = ModelPlans(
+            plan_detector(face.enabled, face.detector, explicit(face.model_path), face.min_score,
+                          show_progress=config.progress),
+            plan_segmenter(config.pipeline.uses_person_segmentation, explicit(skin.person_model_path),
+                           show_progress=config.progress),
+            plan_mesher(config.pipeline.uses_face_mesh, explicit(skin.mesh_model_path),
+                        show_progress=config.progress))
     except ModelUnavailable as exc:
         raise BuildError(str(exc)) from None
-    for note in (detector.note, segmenter.note):
+    for note in (plans.detector.note, plans.segmenter.note, plans.mesher.note):
         if note:
             log.warning("%s", note)
-    return detector, segmenter
+    return plans
 
 
 def _counts(records: list[Record]) -> dict:
@@ -328,7 +344,7 @@ def build(config: BuildConfig) -> BuildResult:
     class_names = _resolve_classes(config, discovery)
     class_ids = {name: i for i, name in enumerate(class_names, start=1)}
     mask_dtype = mask_dtype_name(len(class_names))
-    plan, segmenter = _plan_models(config)
+    plans = _plan_models(config)
     _check_writable(dst)
     if config.shard is None:
         # Leftovers of a killed build.  Shards skip this: a sibling shard may
@@ -337,7 +353,7 @@ def build(config: BuildConfig) -> BuildResult:
 
     # The version is part of it: a new release may compute masks differently.
     build_fingerprint = hashlib.sha256(
-        f"{__version__}|{config.pipeline.fingerprint()}|{plan.signature}|{segmenter.signature}|{mask_dtype}"
+        f"{__version__}|{config.pipeline.fingerprint()}|{plans.signature}|{mask_dtype}"
         .encode()).hexdigest()[:16]
     sampled = sample_sources(discovery, config.sample)
     tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
@@ -358,8 +374,7 @@ def build(config: BuildConfig) -> BuildResult:
             pending.append(task)
     reused = len(final)
 
-    runtime = Runtime(src=src, dst=dst, config=config.pipeline, detector_plan=plan, mask_dtype=mask_dtype,
-                      segmenter_plan=segmenter)
+    runtime = Runtime(src=src, dst=dst, config=config.pipeline, models=plans, mask_dtype=mask_dtype)
     from tqdm import tqdm
 
     bar = tqdm(total=len(mine), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
@@ -396,7 +411,7 @@ def build(config: BuildConfig) -> BuildResult:
                 result.complete = False
                 return result
             result.records = all_records
-        _finalize(config, result, plan, segmenter, mask_dtype, old, started_at)
+        _finalize(config, result, plans, mask_dtype, old, started_at)
     except OSError as exc:
         raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
                            "re-running the same command finishes them") from None
@@ -439,7 +454,11 @@ def _remove_temp_files(dst: Path) -> None:
         remove_temp_files(dst / folder)
 
 
-def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segmenter: SegmenterPlan,
+def _model_name(path: Optional[str]) -> Optional[str]:
+    return os.path.basename(path) if path else None
+
+
+def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans,
               mask_dtype: str, old: dict[str, Record], started_at: str) -> None:
     dst = config.dst
     _remove_temp_files(dst)
@@ -457,11 +476,11 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segm
             "sample_per_class": config.sample,
             **config.pipeline.to_dict(),
         },
-        "face_detector": {"name": plan.name,
-                          "model": os.path.basename(plan.model_path) if plan.model_path else None,
-                          "signature": plan.signature},
-        "person_segmenter": {"model": os.path.basename(segmenter.model_path) if segmenter.model_path else None,
-                             "signature": segmenter.signature},
+        "face_detector": {"name": plans.detector.name, "model": _model_name(plans.detector.model_path),
+                          "signature": plans.detector.signature},
+        "person_segmenter": {"model": _model_name(plans.segmenter.model_path),
+                             "signature": plans.segmenter.signature},
+        "face_mesh": {"model": _model_name(plans.mesher.model_path), "signature": plans.mesher.signature},
         "classes": [BACKGROUND_NAME] + result.class_names,
         "mask_dtype": mask_dtype,
         "counts": _counts(result.records),

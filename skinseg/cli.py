@@ -130,6 +130,11 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
                    "segmenter (used when a face is found; skipped with a warning if its model is unavailable).")
 @click.option("--person-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe selfie segmenter .tflite (default: downloaded to the cache).")
+@click.option("--face-mesh/--no-face-mesh", default=True, show_default=True,
+              help="adaptive: outline every face with MediaPipe's 478-point face mesh (eyes, brows, lips, "
+                   "nostrils cut out, hair kept out; without its model: one warning, then keypoints).")
+@click.option("--mesh-model", type=click.Path(path_type=Path), default=None,
+              help="Path to a MediaPipe face_landmarker.task (default: downloaded to the cache).")
 @click.option("--kernel-size", type=click.IntRange(0, 101), default=_DEFAULTS.cleanup.kernel_size, show_default=True,
               help="Elliptical kernel of the open/close clean-up, pixels (0 or 1 = none).")
 @click.option("--morph-iterations", type=click.IntRange(0, 20), default=_DEFAULTS.cleanup.iterations,
@@ -161,6 +166,7 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_min, hsv_max, ycrcb_min, ycrcb_max,
          face_enabled: bool, face_detector: str, face_model: Optional[Path], min_face_score: float,
          face_margin: float, crop: bool, person_segmentation: bool, person_model: Optional[Path],
+         face_mesh: bool, mesh_model: Optional[Path],
          kernel_size: int, morph_iterations: int, components: Optional[str],
          min_component_area: float, min_skin_fraction: float, background: str, image_format: str,
          max_pixels: int, workers: Optional[int], shard: Optional[tuple[int, int]], sample: Optional[int],
@@ -181,6 +187,7 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
                         crop=crop, margin=face_margin),
         skin=SkinParams(method=method, person_segmentation=person_segmentation,
                         person_model_path=str(person_model) if person_model else None,
+                        face_mesh=face_mesh, mesh_model_path=str(mesh_model) if mesh_model else None,
                         hsv_min=hsv_min, hsv_max=hsv_max, ycrcb_min=ycrcb_min, ycrcb_max=ycrcb_max),
         cleanup=CleanupParams(kernel_size=kernel_size, iterations=morph_iterations,
                               keep=components or ("largest" if method == "rules" else "all"),

@@ -44,6 +44,8 @@ class SkinParams:
     method: MethodName = "adaptive"
     person_segmentation: bool = True     # adaptive: drop skin-coloured background around people
     person_model_path: Optional[str] = None
+    face_mesh: bool = True               # adaptive: outline faces with the 478-point mesh
+    mesh_model_path: Optional[str] = None
     hsv_min: Triple = DEFAULT_HSV_MIN
     hsv_max: Triple = DEFAULT_HSV_MAX
     ycrcb_min: Triple = DEFAULT_YCRCB_MIN
@@ -84,6 +86,10 @@ class PipelineConfig:
     @property
     def uses_person_segmentation(self) -> bool:
         return self.skin.method == "adaptive" and self.skin.person_segmentation and self.face.enabled
+
+    @property
+    def uses_face_mesh(self) -> bool:
+        return self.skin.method == "adaptive" and self.skin.face_mesh and self.face.enabled
 
     @property
     def may_use_mediapipe(self) -> bool:

@@ -34,6 +34,9 @@ class Face:
     score: Optional[float]                      # None when the detector has no score (Haar)
     keypoints: dict[str, tuple[float, float]] = field(default_factory=dict)   # pixel coordinates
     detector: str = ""
+    # The 478-point face mesh (mesh.py), (478, 2) pixel coordinates, when one was found.
+    mesh: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
+    mesh_tried: bool = False                    # the landmarker looked at this face (found a mesh or not)
 
     @property
     def area(self) -> int:
@@ -45,7 +48,11 @@ class Face:
         if factor == 1.0:
             return self
         points = {k: (x * factor, y * factor) for k, (x, y) in self.keypoints.items()}
-        return Face(tuple(int(round(c * factor)) for c in self.box), self.score, points, self.detector)
+        return Face(tuple(int(round(c * factor)) for c in self.box), self.score, points, self.detector,
+                    None if self.mesh is None else self.mesh * np.float32(factor), self.mesh_tried)
+
+    def with_mesh(self, mesh: Optional[np.ndarray], tried: bool = True) -> "Face":
+        return Face(self.box, self.score, self.keypoints, self.detector, mesh, tried)
 
     def to_record(self) -> dict:
         return {"box": list(self.box), "score": None if self.score is None else round(self.score, 4),

@@ -32,6 +32,7 @@ class ModelSpec:
     url: str
     what: str
     option: str = ""          # the CLI option that takes an explicit path
+    kind: str = "tflite"      # "tflite": a TFLite flatbuffer; "task": a MediaPipe task bundle (zip)
 
 
 FACE_SHORT_RANGE = ModelSpec(
@@ -48,6 +49,14 @@ FACE_FULL_RANGE = ModelSpec(
     "https://storage.googleapis.com/mediapipe-assets/face_detection_full_range_sparse.tflite",
     "MediaPipe BlazeFace full-range face detector",
     "--face-model",
+)
+FACE_LANDMARKER = ModelSpec(
+    "face-landmarker",
+    "face_landmarker.task",
+    "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task",
+    "MediaPipe Face Landmarker (478-point face mesh)",
+    "--mesh-model",
+    kind="task",
 )
 PERSON_SEGMENTER = ModelSpec(
     "person-segmenter",
@@ -75,12 +84,20 @@ def offline() -> bool:
 
 
 TFLITE_ID = b"TFL3"          # TFLite flatbuffers carry this identifier at byte 4
+ZIP_ID = b"PK\x03\x04"       # a MediaPipe .task bundle is a zip of TFLite files (after 2 padding bytes)
+KIND_NAMES = {"tflite": "a TFLite model", "task": "a MediaPipe task bundle"}
 
 
-def is_tflite(path: Path) -> bool:
+def has_model_signature(head: bytes, kind: str) -> bool:
+    """Whether a file's first 8 bytes look like a model of this kind (and
+    not, say, a captive portal's HTML page saved under the model's name)."""
+    return ZIP_ID in head[:8] if kind == "task" else head[4:8] == TFLITE_ID
+
+
+def is_model_file(path: Path, kind: str = "tflite") -> bool:
     try:
         with open(path, "rb") as handle:
-            return handle.read(8)[4:8] == TFLITE_ID
+            return has_model_signature(handle.read(8), kind)
     except OSError:
         return False
 
@@ -100,14 +117,15 @@ def find_model(spec: ModelSpec) -> Optional[Path]:
         candidates.append(Path(os.environ[ENV_MODEL_DIR]) / spec.filename)
     candidates.append(cache_dir() / spec.filename)
     for candidate in candidates:
-        if candidate.is_file() and is_tflite(candidate):
+        if candidate.is_file() and is_model_file(candidate, spec.kind):
             return candidate
     return None
 
 
-def download(url: str, destination: Path, show_progress: bool, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+def download(url: str, destination: Path, show_progress: bool, kind: str = "tflite",
+             timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
     """Fetch url into destination atomically (temp file + rename), checking
-    that it is a TFLite model (not, say, a captive portal's HTML page)."""
+    that it is a model file of the expected kind."""
     with atomic_file(destination) as out, urllib.request.urlopen(url, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         bar = None
@@ -126,8 +144,8 @@ def download(url: str, destination: Path, show_progress: bool, timeout: float = 
         finally:
             if bar is not None:
                 bar.close()
-        if head[4:8] != TFLITE_ID:
-            raise ModelUnavailable(f"the file downloaded from {url} is not a TFLite model")
+        if not has_model_signature(head, kind):
+            raise ModelUnavailable(f"the file downloaded from {url} is not {KIND_NAMES[kind]}")
 
 
 def ensure_model(spec: ModelSpec, explicit: Optional[Path] = None, show_progress: bool = False) -> Path:
@@ -138,8 +156,8 @@ def ensure_model(spec: ModelSpec, explicit: Optional[Path] = None, show_progress
     if explicit is not None:
         if not explicit.is_file():
             raise ModelUnavailable(f"model file {explicit} does not exist")
-        if not is_tflite(explicit):
-            raise ModelUnavailable(f"{explicit} is not a TFLite model file")
+        if not is_model_file(explicit, spec.kind):
+            raise ModelUnavailable(f"{explicit} is not {KIND_NAMES[spec.kind]} file")
         return explicit
     found = find_model(spec)
     if found is not None:
@@ -150,10 +168,36 @@ def ensure_model(spec: ModelSpec, explicit: Optional[Path] = None, show_progress
         raise ModelUnavailable(f"{spec.what} not found and ${ENV_OFFLINE} is set: {how}")
     destination = cache_dir() / spec.filename
     try:
-        download(spec.url, destination, show_progress)
+        download(spec.url, destination, show_progress, spec.kind)
     except ModelUnavailable:
         raise
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ModelUnavailable(f"{spec.what} could not be downloaded ({reason}): {how}") from None
     return destination
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """An optional model that every worker opens: found (or downloaded) once,
+    in the parent, before any worker starts."""
+
+    model_path: Optional[str] = None     # None: the stage is not used
+    signature: str = "none"              # identifies the model bytes, for resume fingerprints
+    note: Optional[str] = None           # a warning to show once (the stage is skipped)
+
+
+def plan_optional_model(spec: ModelSpec, enabled: bool, explicit: Optional[Path], without: str,
+                        show_progress: bool = False) -> ModelPlan:
+    """Find spec's file for an optional stage.  An explicit path that does not
+    work is an error (ModelUnavailable): the user asked for it.  A missing
+    default model is a note saying what the build does `without` it."""
+    if not enabled:
+        return ModelPlan()
+    try:
+        path = ensure_model(spec, explicit, show_progress=show_progress)
+    except ModelUnavailable as exc:
+        if explicit is not None:
+            raise
+        return ModelPlan(note=f"{exc}; continuing without it ({without})")
+    return ModelPlan(str(path), f"{spec.key}:{file_digest(path)[:16]}")

@@ -7,7 +7,6 @@ on photos with busy backgrounds, see docs/quality.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -15,28 +14,12 @@ import cv2
 import numpy as np
 
 from ._quiet import native_stderr_silenced
-from .models import PERSON_SEGMENTER, ModelUnavailable, ensure_model, file_digest
+from .models import PERSON_SEGMENTER, ModelPlan, plan_optional_model
 
 
-@dataclass(frozen=True)
-class SegmenterPlan:
-    model_path: Optional[str] = None          # None: no person segmentation
-    signature: str = "none"
-    note: Optional[str] = None
-
-
-def plan_segmenter(enabled: bool, explicit_model: Optional[Path], show_progress: bool = False) -> SegmenterPlan:
-    """Find the model once, in the parent.  An explicit path that does not
-    work is an error (ModelUnavailable); a missing default model is a note."""
-    if not enabled:
-        return SegmenterPlan()
-    try:
-        path = ensure_model(PERSON_SEGMENTER, explicit_model, show_progress=show_progress)
-    except ModelUnavailable as exc:
-        if explicit_model is not None:
-            raise
-        return SegmenterPlan(note=f"{exc}; continuing without person segmentation (less precise on busy backgrounds)")
-    return SegmenterPlan(str(path), "selfie:" + file_digest(path)[:16])
+def plan_segmenter(enabled: bool, explicit_model: Optional[Path], show_progress: bool = False) -> ModelPlan:
+    return plan_optional_model(PERSON_SEGMENTER, enabled, explicit_model,
+                               "less precise on busy backgrounds", show_progress)
 
 
 class PersonSegmenter:
@@ -64,5 +47,5 @@ class PersonSegmenter:
             self._segmenter.close()
 
 
-def open_segmenter(plan: SegmenterPlan) -> Optional[PersonSegmenter]:
+def open_segmenter(plan: ModelPlan) -> Optional[PersonSegmenter]:
     return PersonSegmenter(plan.model_path) if plan.model_path else None

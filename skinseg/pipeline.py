@@ -24,11 +24,14 @@ from .cleanup import clean_mask, skin_fraction
 from .config import PipelineConfig
 from .face import DetectorPlan, Face, FaceDetector, best_face, crop_box, open_detector
 from .imageio import ImageReadError, atomic_write_bytes, downscaled, encode_image, read_image
-from .person import PersonSegmenter, SegmenterPlan, open_segmenter
+from .mesh import FaceMesher, open_mesher, with_meshes
+from .models import ModelPlan
+from .person import PersonSegmenter, open_segmenter
 from .skin import rules_mask
 
 IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR = "images", "masks", "masks_preview"
 WORK_SIZE = 640       # long side of the copy that detection and the adaptive method work on
+MESHED_FACES = 8      # the most confident faces get a mesh; more are rare and cost ~10 ms each
 
 
 class OutputWriteError(Exception):
@@ -74,15 +77,28 @@ class Record:
 
 
 @dataclass(frozen=True)
+class ModelPlans:
+    """Which model files every worker opens, decided once in the parent."""
+
+    detector: DetectorPlan
+    segmenter: ModelPlan = ModelPlan()
+    mesher: ModelPlan = ModelPlan()
+
+    @property
+    def signature(self) -> str:
+        """Identifies every model's bytes: part of each image's fingerprint."""
+        return f"{self.detector.signature}|{self.segmenter.signature}|{self.mesher.signature}"
+
+
+@dataclass(frozen=True)
 class Runtime:
     """What a worker needs to process any image of this build."""
 
     src: Path
     dst: Path
     config: PipelineConfig
-    detector_plan: DetectorPlan
+    models: ModelPlans
     mask_dtype: str
-    segmenter_plan: SegmenterPlan = SegmenterPlan()
 
 
 @dataclass
@@ -91,15 +107,17 @@ class Engines:
 
     detector: FaceDetector
     segmenter: Optional[PersonSegmenter] = None
+    mesher: Optional[FaceMesher] = None
 
     def close(self) -> None:
-        self.detector.close()
-        if self.segmenter is not None:
-            self.segmenter.close()
+        for engine in (self.detector, self.segmenter, self.mesher):
+            if engine is not None:
+                engine.close()
 
 
 def open_engines(runtime: Runtime) -> Engines:
-    return Engines(open_detector(runtime.detector_plan), open_segmenter(runtime.segmenter_plan))
+    models = runtime.models
+    return Engines(open_detector(models.detector), open_segmenter(models.segmenter), open_mesher(models.mesher))
 
 
 def output_paths(task: ImageTask, image_extension: str) -> tuple[str, str, str]:
@@ -144,6 +162,8 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
         mask = clean_mask(rules_mask(bgr[y0:y1, x0:x1], config.skin), config.cleanup, zero_border=True)
         return Segmentation(mask, region, face)
 
+    if engines.mesher is not None and config.uses_face_mesh:
+        small_faces = with_meshes(engines.mesher, small, small_faces, MESHED_FACES)
     person = None
     if engines.segmenter is not None and config.skin.person_segmentation and candidate_faces(small_faces):
         person = engines.segmenter.probability(small)     # only where a face makes it useful

@@ -1,0 +1,150 @@
+"""A per-image skin colour model, evaluated through a table of colour bins.
+
+Colour is described in a shading-invariant way: luminance Y and the
+chromaticity u = (Cr - 128) / (Y + K), v = (Cb - 128) / (Y + K).  When the
+light on a surface gets weaker, Cr - 128 and Cb - 128 shrink with Y (also
+after gamma), so u and v stay put: a shadowed cheek has the chromaticity of a
+lit one, while dark hair, black clothing and a grey backdrop, whose raw
+(Cr, Cb) sit close to a dark skin tone's, are far from it in (u, v).
+
+XXX
+Every pixel falls in one of 32 x 64 x 64 bins (Y >> 3, Cr >> 2, Cb >> 2), and
+each decision is made once per bin, then looked up per pixel: per-pixel cost
+is two table lookups whatever the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+K = 512.0                # partial normalisation: shading-tolerant, yet keeps saturation
+Y_SHIFT, C_SHIFT = 4, 2
+Y_BINS, C_BINS = 256 >> Y_SHIFT, 256 >> C_SHIFT
+BIN_COUNT = Y_BINS * C_BINS * C_BINS
+
+_CHROMA_BIN = (((np.arange(65536) >> 8 >> C_SHIFT) * C_BINS) + ((np.arange(65536) & 255) >> C_SHIFT)).astype(np.uint16)
+_Y_BIN = ((np.arange(256) >> Y_SHIFT) * C_BINS * C_BINS).astype(np.uint16)
+
+# Bin centres, (BIN_COUNT,) each.
+_CENTRE_Y, _CENTRE_CR, _CENTRE_CB = (a.ravel() for a in np.meshgrid(
+    np.arange(Y_BINS) * (1 << Y_SHIFT) + ((1 << Y_SHIFT) - 1) / 2,
+    np.arange(C_BINS) * (1 << C_SHIFT) + ((1 << C_SHIFT) - 1) / 2,
+    np.arange(C_BINS) * (1 << C_SHIFT) + ((1 << C_SHIFT) - 1) / 2, indexing="ij"))
+_BIN_VOLUME = float((1 << Y_SHIFT) * (1 << C_SHIFT) ** 2)
+
+
+def invariant(ycc: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 Y, Cr, Cb -> (N, 3) float64 Y, u, v."""
+    y = ycc[:, 0].astype(np.float64)
+    d = y + K
+    return np.stack([y, (ycc[:, 1] - 128.0) / d, (ycc[:, 2] - 128.0) / d], axis=1)
+
+
+def bin_index(ycc: np.ndarray) -> np.ndarray:
+    """Per-pixel bin index (int32, same height and width) of a YCrCb image."""
+    h, w = ycc.shape[:2]
+    pair = np.empty((h, w, 2), np.uint8)
+    cv2.mixChannels([ycc], [pair], [2, 0, 1, 1])          # Cr high byte, Cb low byte
+    chroma = pair.view(np.uint16)[..., 0]
+    return np.take(_CHROMA_BIN, chroma) + np.take(_Y_BIN, cv2.extractChannel(ycc, 0))
+
+
+@dataclass(frozen=True)
+class ColourModel:
+    """A Gaussian in (Y, u, v) with Y independent of the chromaticity."""
+
+    mean: np.ndarray          # (3,) Y, u, v
+    y_sd: float               # luminance spread above the mean (widened: highlights, lighter body skin)
+    y_sd_below: float         # ...and below it (shadows; dark pixels are where hair and clothing are)
+    chroma_cov: np.ndarray    # (2, 2) chromaticity covariance of the skin itself
+
+    def chroma_radius(self) -> float:
+        """Largest chromaticity standard deviation: how broad the model is."""
+        return float(np.sqrt(np.linalg.eigvalsh(self.chroma_cov).max()))
+
+
+def fit(seed_ycc: np.ndarray, y_widen: float, chroma_floor: float, y_widen_below: Optional[float] = None,
+        max_samples: int = 2000) -> Optional[ColourModel]:
+    """chroma_floor: the smallest chroma spread, in Cr/Cb units.  Robust fit to (N, 3) uint8 YCrCb seed pixels: start at the median, then
+    three passes that drop pixels beyond the 99 % chi-square bound (a fringe
+    or a beard in the seed region is a minority and is trimmed away)."""
+    if len(seed_ycc) < 20:
+        return None
+    if len(seed_ycc) > max_samples:
+        seed_ycc = seed_ycc[np.linspace(0, len(seed_ycc) - 1, max_samples).astype(np.int64)]
+    x = invariant(seed_ycc)
+    scale = 1.0 / (np.median(x[:, 0]) + K)         # raw chroma units -> chromaticity at the seed's luminance
+    floor = np.diag([4.0, (chroma_floor * scale) ** 2, (chroma_floor * scale) ** 2])
+
+    def covariance(a, m):
+        c = a - m
+        return c.T @ c / max(len(a) - 1, 1) + floor
+
+    mu = np.median(x, axis=0)
+    cov = covariance(x, x.mean(0))
+    for _ in range(3):
+        diff = x - mu
+        inliers = x[((diff @ np.linalg.inv(cov)) * diff).sum(1) <= 11.34]
+        if len(inliers) < 10:
+            break
+        mu = inliers.mean(0)
+        cov = covariance(inliers, mu)
+    y_sd = float(np.sqrt(cov[0, 0]))
+    below = y_widen if y_widen_below is None else y_widen_below
+    return ColourModel(mu, y_sd * y_widen, y_sd * below, cov[1:, 1:].copy())
+
+
+def occupied_bins(bins: np.ndarray) -> np.ndarray:
+    """The bins that hold at least one pixel: a few thousand of the 131072, so
+    tables are computed for these only."""
+    return np.flatnonzero(np.bincount(bins.ravel(), minlength=BIN_COUNT))
+
+
+def tables(model: ColourModel, occupied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(squared Mahalanobis distance, density per unit of (Y, Cr, Cb)), per bin;
+    computed at the occupied bins' centres (elsewhere: infinite, 0)."""
+    y = _CENTRE_Y[occupied]
+    d = y + K
+    du = (_CENTRE_CR[occupied] - 128.0) / d - model.mean[1]
+    dv = (_CENTRE_CB[occupied] - 128.0) / d - model.mean[2]
+    precision = np.linalg.inv(model.chroma_cov)
+    y_sd = np.where(y >= model.mean[0], model.y_sd, model.y_sd_below)
+    dy = (y - model.mean[0]) / y_sd
+    d2_occupied = dy * dy + precision[0, 0] * du * du + 2 * precision[0, 1] * du * dv + precision[1, 1] * dv * dv
+    # Density in (Y, u, v) times the Jacobian 1 / (Y + K)^2 of (Cr, Cb) -> (u, v);
+    # Y is a split normal (its two halves meet at the mean).
+    norm = (2 * np.pi) ** 1.5 * 0.5 * (model.y_sd + model.y_sd_below) * np.sqrt(np.linalg.det(model.chroma_cov))
+    d2 = np.full(BIN_COUNT, np.inf)
+    density = np.zeros(BIN_COUNT)
+    d2[occupied] = d2_occupied
+    density[occupied] = np.exp(-0.5 * d2_occupied) / (norm * d * d)
+    return d2, density
+
+
+def nonskin_density(bins: np.ndarray, nonskin: np.ndarray) -> np.ndarray:
+    """Density per unit of (Y, Cr, Cb) of the pixels marked nonskin, from their
+    bins, smoothed over neighbouring bins (3 x 3 x 3)."""
+    count = int(np.count_nonzero(nonskin))
+    if count == 0:
+        return np.zeros(BIN_COUNT)
+    hist = np.bincount(bins[nonskin], minlength=BIN_COUNT).astype(np.float32).reshape(Y_BINS, C_BINS, C_BINS)
+    return _box3(hist).ravel() / (27.0 * count * _BIN_VOLUME)
+
+
+def _box3(hist: np.ndarray) -> np.ndarray:
+    """3x3x3 box sum of a 3-D histogram (zero outside), separable."""
+    for axis in range(3):
+        moved = np.moveaxis(hist, axis, 0)
+        summed = moved.copy()
+        summed[1:] += moved[:-1]
+        summed[:-1] += moved[1:]
+        hist = np.moveaxis(summed, 0, axis)
+    return hist
+
+
+def lookup(table: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    return np.take(table, bins)
