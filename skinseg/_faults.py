@@ -1,6 +1,6 @@
 """Fault injection for tests: simulate failures that cannot be produced on
 demand otherwise (a worker killed by a native crash, an exception deep in the
-pipeline).  Inactive unless SKINSEG_TEST_FAULTS is set, e.g.
+pipeline, an image that never finishes).  Inactive unless SKINSEG_TEST_FAULTS is set, e.g.
 ``SKINSEG_TEST_FAULTS="crash:bad_one.jpg,raise:other.png"``: each entry is
 ``<action>:<substring of the source path>``.
 """
@@ -8,6 +8,7 @@ pipeline).  Inactive unless SKINSEG_TEST_FAULTS is set, e.g.
 from __future__ import annotations
 
 import os
+import time
 
 ENV = "SKINSEG_TEST_FAULTS"
 
@@ -23,3 +24,5 @@ def before_image(source: str) -> None:
                 os._exit(139)      # the process vanishes, as after a segfault
             if action == "raise":
                 raise RuntimeError(f"injected fault for {source}")
+            if action == "hang":
+                time.sleep(3600)   # a decoder stuck in a loop

@@ -36,6 +36,7 @@ from .discover import (
     read_class_file,
 )
 from .face import DetectorPlan, plan_detector
+from .forkserver import available_cpus
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
 from .models import ModelUnavailable
 from .outputs import REPORT_DIR
@@ -82,6 +83,8 @@ class BuildResult:
     ignored: list[tuple[str, str]] = field(default_factory=list)
     shard: Optional[tuple[int, int]] = None
     complete: bool = True          # False: a shard whose siblings have not all finished
+    workers: int = 1               # worker processes used
+    failed_reused: int = 0         # failed in an earlier run with the same inputs, not tried again
 
     def counts(self) -> dict[str, int]:
         c = Counter(r.status for r in self.records)
@@ -174,10 +177,14 @@ def previous_records(dst: Path) -> dict[str, Record]:
     return found
 
 
-def _outputs_complete(dst: Path, record: Record) -> bool:
-    if record.status == "skipped":
-        return True
-    return record.status == "written" and all((dst / p).is_file() for p in record.output_paths())
+def _reusable(dst: Path, record: Record, retry_failed: bool) -> bool:
+    """An earlier record with the current fingerprint stands, unless its
+    files went missing.  A failure stands too: the same input fails the same
+    way, and an image that crashed or hung its worker must not do it again
+    on every run (--retry-failed tries them again)."""
+    if record.status == "failed":
+        return not retry_failed
+    return record.status == "skipped" or all((dst / p).is_file() for p in record.output_paths())
 
 
 def task_fingerprint(build_fingerprint: str, src: Path, source: str, class_id: int, stem: str) -> str:
@@ -268,6 +275,16 @@ def _remove_stale_outputs(dst: Path, old: dict[str, Record], final: list[Record]
     return removed
 
 
+def _worker_count(requested: int, pending: int) -> int:
+    """The workers to start: no more than the CPUs this process may use
+    (more only add memory and switching) nor than images to do."""
+    cpus = available_cpus()
+    if requested > cpus:
+        log.warning("--workers %d is more than the %d CPU%s available; using %d", requested, cpus,
+                    "s" if cpus > 1 else "", cpus)
+    return max(1, min(requested, cpus, pending))
+
+
 def in_shard(source: str, shard: Optional[tuple[int, int]]) -> bool:
     """Shard k of n owns the sources whose hash is k-1 modulo n: a fixed
     split that does not move when images are added elsewhere."""
@@ -352,11 +369,13 @@ def build(config: BuildConfig) -> BuildResult:
     for task in mine:
         previous = old.get(task.source)
         if (not config.overwrite and previous is not None and previous.fingerprint == task.fingerprint
-                and _outputs_complete(dst, previous)):
+                and _reusable(dst, previous, config.retry_failed)):
             final[task.source] = previous
         else:
             pending.append(task)
     reused = len(final)
+    failed_reused = sum(r.status == "failed" for r in final.values())
+    workers = _worker_count(config.workers, len(pending))
 
     runtime = Runtime(src=src, dst=dst, config=config.pipeline, detector_plan=plan, mask_dtype=mask_dtype,
                       segmenter_plan=segmenter)
@@ -373,7 +392,7 @@ def build(config: BuildConfig) -> BuildResult:
         bar.update(1)
 
     try:
-        run(pending, runtime, config.workers, on_record)
+        run(pending, runtime, workers, on_record, config.image_timeout)
     except KeyboardInterrupt:
         raise BuildInterrupted(f"interrupted after {len(final)} of {len(mine)} images; "
                                "run the same command again to resume") from None
@@ -388,7 +407,8 @@ def build(config: BuildConfig) -> BuildResult:
 
     result = BuildResult(dst, [final[t.source] for t in mine], class_names, processed=len(pending),
                          reused=reused, elapsed_seconds=time.monotonic() - started,
-                         warnings=list(discovery.warnings), ignored=discovery.ignored, shard=config.shard)
+                         warnings=list(discovery.warnings), ignored=discovery.ignored, shard=config.shard,
+                         workers=workers, failed_reused=failed_reused)
     try:
         if config.shard is not None:
             all_records = _finish_shard(config, build_fingerprint, result.records, tasks)
@@ -470,7 +490,7 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segm
         # Everything above depends only on the source and the parameters;
         # "run" describes this particular run (or, sharded, the last shard's).
         "run": {"started_at": started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
-                "workers": config.workers, "processed": result.processed, "reused": result.reused,
+                "workers": result.workers, "processed": result.processed, "reused": result.reused,
                 "shard": list(config.shard) if config.shard else None},
     }
     _write_text(dst / BUILD_JSON, json.dumps(info, indent=2, ensure_ascii=False) + "\n")

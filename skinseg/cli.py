@@ -6,7 +6,6 @@ Nothing here decides how images are processed; see build.py and pipeline.py.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -79,13 +78,6 @@ def _fmt(t: tuple[int, int, int]) -> str:
     return ",".join(map(str, t))
 
 
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> None:
     for index, (a, b) in enumerate(zip(low, high)):
         if index == 0 and wrap_first:
@@ -149,7 +141,12 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 @click.option("--max-pixels", type=click.IntRange(1), default=_DEFAULTS.max_pixels, show_default=True,
               help="Larger images are refused (recorded as failed) before decoding.")
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="Processes to use [default: all cores].")
+              help="Worker processes [default: all cores; at most the cores available].")
+@click.option("--image-timeout", type=click.FloatRange(0, min_open=True), default=BuildConfig.image_timeout,
+              show_default=True, metavar="SECONDS",
+              help="An image still being processed after this long is failed and its worker stopped.")
+@click.option("--retry-failed", is_flag=True,
+              help="Process again images that failed in an earlier run although nothing changed since.")
 @click.option("--shard", type=ShardType(), default=None,
               help="Do only part K of N of the work (N machines, one shared --dst); the last to finish writes "
                    "manifest.jsonl and build.json.")
@@ -163,7 +160,8 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
          face_margin: float, crop: bool, person_segmentation: bool, person_model: Optional[Path],
          kernel_size: int, morph_iterations: int, components: Optional[str],
          min_component_area: float, min_skin_fraction: float, background: str, image_format: str,
-         max_pixels: int, workers: Optional[int], shard: Optional[tuple[int, int]], sample: Optional[int],
+         max_pixels: int, workers: Optional[int], image_timeout: float, retry_failed: bool,
+         shard: Optional[tuple[int, int]], sample: Optional[int],
          overwrite: bool, quiet: bool) -> None:
     """Turn a skin classification dataset into a skin segmentation dataset.
 
@@ -189,13 +187,12 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
         max_pixels=max_pixels,
     )
     config = BuildConfig(src=src, dst=dst, pipeline=pipeline, classes_file=classes_file,
-                         workers=workers or _default_workers(), overwrite=overwrite,
-                         shard=shard, sample=sample,
+                         workers=workers or forkserver.available_cpus(), overwrite=overwrite,
+                         shard=shard, sample=sample, image_timeout=image_timeout, retry_failed=retry_failed,
                          progress=not quiet and sys.stderr.isatty())
-    if config.workers > 1:
-        # The workers' fork server imports OpenCV and MediaPipe while this
-        # process imports them too (below), rather than after it.
-        forkserver.start(config.pipeline.may_use_mediapipe)
+    # The workers' fork server imports OpenCV and MediaPipe while this
+    # process imports them too (below), rather than after it.
+    forkserver.start(config.pipeline.may_use_mediapipe)
     _setup_logging()
     _last_signal[0] = signal.SIGINT
     # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
@@ -268,6 +265,9 @@ def summary(result: BuildResult) -> str:
         lines.append(f"  failed: {r.source}: {r.reason}")
     if len(failed) > 10:
         lines.append(f"  ... and {len(failed) - 10} more failed")
+    if result.failed_reused:
+        lines.append(f"  {result.failed_reused} of the failed images failed in an earlier run and were not tried "
+                     "again (nothing changed); --retry-failed tries them again")
     if result.ignored:
         lines.append(f"  {len(result.ignored)} non-image files ignored (listed in build.json)")
     lines.append(f"  classes: {len(result.class_names)} -> {result.dst / 'classes.txt'}; "

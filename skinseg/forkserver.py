@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
+import os
 import signal
 import threading
 from multiprocessing.context import BaseContext
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a SLURM
+    allocation), or all of them where that cannot be asked."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def worker_context(preload_mediapipe: bool) -> BaseContext:

@@ -6,10 +6,13 @@ Each test reproduces one way a promise broke and runs the real tool.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -75,3 +78,75 @@ def test_fifo_and_device_named_like_images_are_refused(tmp_path):
     assert "character device" in records["train/A/zero.jpg"]["reason"]
     assert records["train/A/ok.png"]["status"] == "written"
     assert tree_digest(src) == before
+
+
+def test_poison_image_with_one_worker_fails_only_itself_and_is_not_retried(tmp_path):
+    """A worker crash on one image with --workers 1, then re-runs where it is
+    the only image pending: the build goes on each time, and a re-run does
+    not trip over it again unless asked to (--retry-failed)."""
+    src = make_dataset(tmp_path / "src", {f"train/A/{n}.png": skin_image() for n in ("a", "poison", "z")})
+    dst = tmp_path / "dst"
+    crash = {"SKINSEG_TEST_FAULTS": "crash:poison"}
+    proc = run_tool("--src", src, "--dst", dst, "--workers", "1", "--no-face", env_extra=crash)
+    assert proc.returncode == 1, proc.stderr
+    records = records_of(dst)
+    assert "crashed" in records["train/A/poison.png"]["reason"]
+    assert records["train/A/a.png"]["status"] == records["train/A/z.png"]["status"] == "written"
+
+    again = run_tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", env_extra=crash)
+    assert again.returncode == 1, again.stderr
+    assert json.loads((dst / "build.json").read_text())["run"]["processed"] == 0
+    assert "--retry-failed" in again.stdout
+    retried = run_tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--retry-failed", env_extra=crash)
+    assert retried.returncode == 1, retried.stderr                 # the lone pending image crashes again: isolated
+    assert json.loads((dst / "build.json").read_text())["run"]["processed"] == 1
+    assert "crashed" in records_of(dst)["train/A/poison.png"]["reason"]
+
+
+def test_every_image_has_a_time_limit(tmp_path):
+    src = make_dataset(tmp_path / "src", {f"train/A/{n}.png": skin_image() for n in ("a", "stuck", "z")})
+    proc = run_tool("--src", src, "--dst", tmp_path / "dst", "--workers", "2", "--no-face", "--image-timeout", "3",
+                    env_extra={"SKINSEG_TEST_FAULTS": "hang:stuck"}, timeout=90)
+    assert proc.returncode == 1, proc.stderr
+    records = records_of(tmp_path / "dst")
+    assert "longer than the limit of 3 s" in records["train/A/stuck.png"]["reason"]
+    assert records["train/A/a.png"]["status"] == records["train/A/z.png"]["status"] == "written"
+
+
+def test_workers_are_capped_to_the_cpus_available(tmp_path):
+    src = make_dataset(tmp_path / "src", {f"train/A/{i}.png": skin_image() for i in range(4)})
+    result = run_cli("--src", src, "--dst", tmp_path / "dst", "--workers", "1000", "--no-face")
+    cpus = len(os.sched_getaffinity(0))
+    assert f"--workers 1000 is more than the {cpus} CPU" in result.output
+    assert json.loads((tmp_path / "dst/build.json").read_text())["run"]["workers"] == min(cpus, 4)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_workers_and_servers_exit_when_the_main_process_is_killed(tmp_path):
+    src = make_dataset(tmp_path / "src", {f"train/A/{i:03d}.png": skin_image(400, 300, seed_offset=i % 7)
+                                          for i in range(400)})
+    dst = tmp_path / "dst"
+    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        journal = dst / ".skinseg" / "journal.jsonl"
+        deadline = time.time() + 120
+        while time.time() < deadline and not (journal.exists() and journal.read_bytes().count(b"\n") >= 10):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the build finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)                # the main process only, as the OOM killer does
+        proc.wait()
+        deadline = time.time() + 20
+        while _group_alive(proc.pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(proc.pid), "fork server, resource tracker or workers outlived the main process"
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
