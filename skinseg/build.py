@@ -33,6 +33,7 @@ from .discover import (
     assign_class_ids,
     discover,
     mask_dtype_name,
+    name_bytes,
     read_class_file,
 )
 from .face import DetectorPlan, plan_detector
@@ -197,13 +198,16 @@ def task_fingerprint(build_fingerprint: str, src: Path, source: str, class_id: i
     except OSError:
         identity = "unreadable"
     blob = "|".join((build_fingerprint, source, identity, str(class_id), stem))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return hashlib.sha256(name_bytes(blob)).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------ build
 
 def _resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
-    pinned = read_class_file(config.classes_file) if config.classes_file else None
+    try:
+        pinned = read_class_file(config.classes_file) if config.classes_file else None
+    except DatasetError as exc:
+        raise BuildError(str(exc)) from None
     class_names, added = assign_class_ids(discovery.class_names, pinned)
     if added:
         log.warning("classes not in %s were appended with new ids: %s", config.classes_file,
@@ -261,6 +265,15 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _json(value: object, indent: Optional[int] = None) -> str:
+    """JSON text that is valid UTF-8 whatever the names in it.  A name that
+    is not UTF-8 holds surrogate escapes (as os functions give it); each
+    becomes a JSON \\udcXX escape, which json.loads turns back into the
+    same name."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _remove_stale_outputs(dst: Path, old: dict[str, Record], final: list[Record]) -> int:
     """Delete outputs that earlier builds wrote and no current record claims
     (source removed, now skipped, renamed format).  Files skinseg did not
@@ -291,7 +304,7 @@ def in_shard(source: str, shard: Optional[tuple[int, int]]) -> bool:
     if shard is None:
         return True
     index, count = shard
-    return int(hashlib.sha1(source.encode()).hexdigest()[:12], 16) % count == index - 1
+    return int(hashlib.sha1(name_bytes(source)).hexdigest()[:12], 16) % count == index - 1
 
 
 def sample_sources(discovery: Discovery, per_class: Optional[int]) -> Optional[set[str]]:
@@ -304,7 +317,7 @@ def sample_sources(discovery: Discovery, per_class: Optional[int]) -> Optional[s
         by_class[image.class_name].append(image.source)
     chosen = set()
     for sources in by_class.values():
-        chosen.update(sorted(sources, key=lambda s: hashlib.sha1(s.encode()).hexdigest())[:per_class])
+        chosen.update(sorted(sources, key=outputs.sample_key)[:per_class])
     return chosen
 
 
@@ -387,7 +400,7 @@ def build(config: BuildConfig) -> BuildResult:
 
     def on_record(record: Record) -> None:
         final[record.source] = record
-        journal.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        journal.write(_json(record.to_dict()) + "\n")
         journal.flush()
         bar.update(1)
 
@@ -430,7 +443,7 @@ def _finish_shard(config: BuildConfig, build_fingerprint: str, records: list[Rec
     assert config.shard is not None
     index, count = config.shard
     header = {"shard": index, "of": count, "build": build_fingerprint, "images": len(tasks)}
-    lines = [json.dumps(header)] + [json.dumps(r.to_dict(), ensure_ascii=False) for r in records]
+    lines = [_json(header)] + [_json(r.to_dict()) for r in records]
     _write_text(_shard_file(config.dst, index, count), "\n".join(lines) + "\n")
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
@@ -466,7 +479,7 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segm
     _remove_stale_outputs(dst, old, result.records)
     _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
     atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names), ".png"))
-    manifest = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in result.records)
+    manifest = "".join(_json(r.to_dict()) + "\n" for r in result.records)
     _write_text(dst / MANIFEST, manifest)
     info = {
         "tool": "skinseg",
@@ -493,7 +506,7 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segm
                 "workers": result.workers, "processed": result.processed, "reused": result.reused,
                 "shard": list(config.shard) if config.shard else None},
     }
-    _write_text(dst / BUILD_JSON, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    _write_text(dst / BUILD_JSON, _json(info, indent=2) + "\n")
     write_report(dst, config.src, result.records, info)
     # The dataset is complete: resume state is no longer needed.
     state = dst / STATE_DIR

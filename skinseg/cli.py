@@ -246,6 +246,7 @@ def _setup_logging() -> None:
 
 def summary(result: BuildResult) -> str:
     """A few lines: totals, per split, what failed and where to look."""
+    from .discover import printable
     counts = result.counts()
     if not result.complete:
         k, n = result.shard
@@ -262,7 +263,7 @@ def summary(result: BuildResult) -> str:
         lines.append(f"  {split:<6} {c['written']} written, {c['skipped']} skipped, {c['failed']} failed")
     failed = [r for r in result.records if r.status == "failed"]
     for r in failed[:10]:
-        lines.append(f"  failed: {r.source}: {r.reason}")
+        lines.append(f"  failed: {printable(r.source)}: {r.reason}")
     if len(failed) > 10:
         lines.append(f"  ... and {len(failed) - 10} more failed")
     if result.failed_reused:

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
+from .discover import printable
 from .imageio import REDUCED_DECODE, TEMP_MARKER, ImageReadError, atomic_write_bytes, encode_image, read_image
 from .outputs import (
     REPORT_DIR,
@@ -224,7 +225,7 @@ details{margin:6px 0}summary{cursor:pointer}
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _url(relative: str) -> str:

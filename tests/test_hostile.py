@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from conftest import REPO, make_dataset, read_manifest, run_cli, skin_image, tree_digest
 
@@ -150,3 +151,104 @@ def test_workers_and_servers_exit_when_the_main_process_is_killed(tmp_path):
     finally:
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+# ------------------------------------------------------------ names
+
+def test_names_that_are_not_utf8_are_recorded_not_fatal(tmp_path):
+    """File and class folder names from a zip made on Windows (Latin-1 bytes)."""
+    src = make_dataset(tmp_path / "src", {"train/Acne/ok.png": skin_image()})
+    raw = os.fsencode(src)
+    os.makedirs(raw + b"/train/Ecz\xe9ma")
+    image = cv2.imencode(".png", skin_image())[1].tobytes()
+    for name in (b"/train/Acne/caf\xe9.png", b"/train/Ecz\xe9ma/1.png"):
+        with open(raw + name, "wb") as handle:
+            handle.write(image)
+    dst = tmp_path / "dst"
+    result = run_cli("--src", src, "--dst", dst, "--workers", "1")
+    manifest = (dst / "manifest.jsonl").read_bytes().decode("utf-8")        # valid UTF-8
+    records = {os.fsencode(r["source"]): r for r in map(json.loads, manifest.splitlines())}
+    assert set(records) == {b"train/Acne/ok.png", b"train/Acne/caf\xe9.png", b"train/Ecz\xe9ma/1.png"}
+    assert all(r["status"] == "written" and (dst / r["image"]).is_file() for r in records.values())
+    assert records[b"train/Ecz\xe9ma/1.png"]["class_name"] == "Ecz\\xe9ma"
+    assert (dst / "classes.txt").read_bytes().decode("utf-8") == "background\nAcne\nEcz\\xe9ma\n"
+    (dst / "report.html").read_bytes().decode("utf-8")
+    json.loads((dst / "build.json").read_bytes().decode("utf-8"))
+    assert "3 written" in result.output
+    # The tool's own classes.txt keeps the ids.
+    run_cli("--src", src, "--dst", tmp_path / "again", "--workers", "1", "--quiet", "--classes", dst / "classes.txt")
+    assert (tmp_path / "again/classes.txt").read_bytes() == (dst / "classes.txt").read_bytes()
+
+
+def test_long_flattened_names_fit_the_file_system(tmp_path):
+    deep = "/".join(["a_rather_long_folder_name"] * 9)
+    long_file = "x" * 247 + ".png"                                 # 251 bytes, the limit is 255
+    src = make_dataset(tmp_path / "src", {f"train/Acne/{deep}/1.png": skin_image(),
+                                          f"train/Acne/{long_file}": skin_image(),
+                                          f"train/Acne/{long_file[:-5]}y.png": skin_image(),
+                                          "train/Acne/short.png": skin_image()})
+    dst = tmp_path / "dst"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face")
+    records = read_manifest(dst)
+    assert len(records) == 4 and all(r["status"] == "written" for r in records)
+    names = [os.path.basename(r[k]) for r in records for k in ("image", "mask", "preview")]
+    temporary = len(".") + len(".skinseg-tmp-") + 8                 # written first as .<name>.skinseg-tmp-XXXXXXXX
+    assert all(len(os.fsencode(n)) + temporary <= 255 for n in names)
+    assert len({r["image"] for r in records}) == 4
+    assert next(r for r in records if r["source"] == "train/Acne/short.png")["image"] == "images/train/Acne__short.jpg"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face")
+    assert json.loads((dst / "build.json").read_text())["run"]["processed"] == 0
+
+
+def test_class_names_round_trip_through_classes_txt(tmp_path):
+    """classes.txt names the classes exactly as the next build reads them:
+    stray white space, NFC and NFD spellings of one name, its own file."""
+    nfc, nfd = "Ecz\u00e9ma", "Ecze\u0301ma"
+    src = make_dataset(tmp_path / "src", {"train/Acne /1.png": skin_image(), f"train/{nfc}/1.png": skin_image(),
+                                          f"test/{nfd}/1.png": skin_image(), "test/Acne/2.png": skin_image()})
+    pinned = tmp_path / "classes.txt"
+    pinned.write_text(f"background\n{nfc}\nAcne\n")
+    dst = tmp_path / "dst"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", "--classes", pinned)
+    assert (dst / "classes.txt").read_text() == f"background\n{nfc}\nAcne\n"          # no phantom, no new id
+    ids = {(r["source"].split("/")[1], r["class_id"]) for r in read_manifest(dst)}
+    assert ids == {("Acne ", 2), ("Acne", 2), (nfc, 1), (nfd, 1)}
+    # The tool's own classes.txt (with a BOM and CRLF, as a Windows editor saves it) keeps every id.
+    edited = tmp_path / "edited.txt"
+    edited.write_bytes(b"\xef\xbb\xbf" + (dst / "classes.txt").read_bytes().replace(b"\n", b"\r\n"))
+    run_cli("--src", src, "--dst", tmp_path / "again", "--workers", "1", "--quiet", "--no-face", "--classes", edited)
+    assert (tmp_path / "again/classes.txt").read_bytes() == (dst / "classes.txt").read_bytes()
+
+
+@pytest.mark.parametrize("folder, message", [
+    (" ", "is empty or only white space"),
+    ("two\nlines", "line break"),
+    ("background", "id 0"),
+])
+def test_class_folder_names_that_cannot_be_a_class_are_usage_errors(tmp_path, folder, message):
+    src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image(), f"train/{folder}/1.png": skin_image()})
+    result = run_cli("--src", src, "--dst", tmp_path / "dst", "--workers", "1", "--no-face", expect=2)
+    assert message in result.output and "rename" in result.output
+    assert not (tmp_path / "dst").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"background\nAcne\nAcne\n", "listed twice"),
+    (b"", "is empty"),
+    (b"\n\n", "is empty"),
+    (b"background\nCaf\xe9\n", "not UTF-8"),
+    (b"background\n \nAcne\n", "line 1 is empty"),
+    (b"background\nbackground\n", "id 0"),
+])
+def test_bad_classes_file_is_a_usage_error(tmp_path, content, message):
+    src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image()})
+    (tmp_path / "classes.txt").write_bytes(content)
+    result = run_cli("--src", src, "--dst", tmp_path / "dst", "--classes", tmp_path / "classes.txt", expect=2)
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_classes_file_that_is_a_fifo_is_refused(tmp_path):
+    src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image()})
+    os.mkfifo(tmp_path / "classes.txt")
+    proc = run_tool("--src", src, "--dst", tmp_path / "dst", "--classes", tmp_path / "classes.txt", timeout=60)
+    assert proc.returncode == 2 and "named pipe" in proc.stderr, proc.stderr
