@@ -6,6 +6,7 @@ Nothing here decides how images are processed; see build.py and pipeline.py.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import sys
 from pathlib import Path
@@ -40,6 +41,18 @@ class ShardType(click.ParamType):
         if not 1 <= k <= n:
             self.fail(f"{value!r}: K must be between 1 and N", param, ctx)
         return (k, n)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float range that refuses nan and inf: a range check lets nan
+    through (every comparison with it is false), and build.json could not
+    hold it (JSON has no nan)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class TripleType(click.ParamType):
@@ -111,9 +124,9 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               show_default=True, help="auto = MediaPipe when its model is available, else OpenCV's Haar cascade.")
 @click.option("--face-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe face detector .tflite (default: downloaded to the cache).")
-@click.option("--min-face-score", type=click.FloatRange(0, 1), default=_DEFAULTS.face.min_score, show_default=True,
+@click.option("--min-face-score", type=FiniteFloatRange(0, 1), default=_DEFAULTS.face.min_score, show_default=True,
               help="MediaPipe detections below this confidence are ignored.")
-@click.option("--face-margin", type=click.FloatRange(0, 5), default=_DEFAULTS.face.margin, show_default=True,
+@click.option("--face-margin", type=FiniteFloatRange(0, 5), default=_DEFAULTS.face.margin, show_default=True,
               help="Crop margin on each side, as a fraction of the face box size.")
 @click.option("--crop/--no-crop", default=True, show_default=True,
               help="Crop outputs to the face (--no-crop keeps detection but writes the whole image).")
@@ -129,9 +142,9 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 @click.option("--components", type=click.Choice(["largest", "all"]), default=None,
               help="Keep the largest skin region, or all regions above --min-component-area "
                    "[default: all; largest with --method rules, as the original].")
-@click.option("--min-component-area", type=click.FloatRange(0, 1), default=_DEFAULTS.cleanup.min_component_area,
+@click.option("--min-component-area", type=FiniteFloatRange(0, 1), default=_DEFAULTS.cleanup.min_component_area,
               show_default=True, help="With --components all: smallest region kept, as a fraction of the image.")
-@click.option("--min-skin-fraction", type=click.FloatRange(0, 1), default=_DEFAULTS.cleanup.min_skin_fraction,
+@click.option("--min-skin-fraction", type=FiniteFloatRange(0, 1), default=_DEFAULTS.cleanup.min_skin_fraction,
               show_default=True, help="Images with less skin than this fraction are skipped (and recorded).")
 @click.option("--background", type=click.Choice(["black", "transparent", "original"]),
               default=_DEFAULTS.output.background, show_default=True,
@@ -142,7 +155,7 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               help="Larger images are refused (recorded as failed) before decoding.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Worker processes [default: all cores; at most the cores available].")
-@click.option("--image-timeout", type=click.FloatRange(0, min_open=True), default=BuildConfig.image_timeout,
+@click.option("--image-timeout", type=FiniteFloatRange(0, min_open=True), default=BuildConfig.image_timeout,
               show_default=True, metavar="SECONDS",
               help="An image still being processed after this long is failed and its worker stopped.")
 @click.option("--retry-failed", is_flag=True,

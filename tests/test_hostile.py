@@ -252,3 +252,15 @@ def test_classes_file_that_is_a_fifo_is_refused(tmp_path):
     os.mkfifo(tmp_path / "classes.txt")
     proc = run_tool("--src", src, "--dst", tmp_path / "dst", "--classes", tmp_path / "classes.txt", timeout=60)
     assert proc.returncode == 2 and "named pipe" in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------ options
+
+@pytest.mark.parametrize("option", ["--min-face-score", "--face-margin", "--min-component-area",
+                                    "--min-skin-fraction", "--image-timeout"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_float_options_must_be_finite(tmp_path, option, value):
+    src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image()})
+    result = run_cli("--src", src, "--dst", tmp_path / "dst", option, value, expect=2)
+    assert option in result.output
+    assert not (tmp_path / "dst").exists()
