@@ -39,6 +39,7 @@ from .discover import (
 from .face import DetectorPlan, plan_detector
 from .forkserver import available_cpus
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
+from .lock import Busy, destination_lock
 from .models import ModelUnavailable
 from .outputs import REPORT_DIR
 from .person import SegmenterPlan, plan_segmenter
@@ -344,6 +345,30 @@ def _shard_file(dst: Path, index: int, count: int) -> Path:
     return dst / STATE_DIR / "shards" / f"{index}-of-{count}.jsonl"
 
 
+@dataclass
+class _Prepared:
+    """Everything decided before the destination is locked."""
+
+    config: BuildConfig
+    discovery: Discovery
+    class_names: list[str]
+    mask_dtype: str
+    plan: DetectorPlan
+    segmenter: SegmenterPlan
+    build_fingerprint: str
+    tasks: list[ImageTask]           # every image of the build (all shards)
+    started: float
+    started_at: str
+
+    def identity(self) -> dict:
+        """What the shards of one build agree on: parameters and models,
+        class ids, the images (not their contents: a shard on another
+        machine sees other modification times)."""
+        listing = "\n".join(f"{t.source}|{t.class_id}|{t.stem}" for t in self.tasks)
+        return {"build": self.build_fingerprint, "classes": self.class_names, "images": len(self.tasks),
+                "listing": hashlib.sha256(name_bytes(listing)).hexdigest()[:16]}
+
+
 def build(config: BuildConfig) -> BuildResult:
     started = time.monotonic()
     started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -360,10 +385,6 @@ def build(config: BuildConfig) -> BuildResult:
     mask_dtype = mask_dtype_name(len(class_names))
     plan, segmenter = _plan_models(config)
     _check_writable(dst)
-    if config.shard is None:
-        # Leftovers of a killed build.  Shards skip this: a sibling shard may
-        # be writing its temp files right now; the merge removes them.
-        _remove_temp_files(dst)
 
     # The version is part of it: a new release may compute masks differently.
     build_fingerprint = hashlib.sha256(
@@ -373,7 +394,27 @@ def build(config: BuildConfig) -> BuildResult:
     tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
                        task_fingerprint(build_fingerprint, src, img.source, class_ids[img.class_name], img.stem))
              for img in discovery.images if sampled is None or img.source in sampled]
-    tasks = _mark_report_sample(tasks)
+    prepared = _Prepared(config, discovery, class_names, mask_dtype, plan, segmenter, build_fingerprint,
+                         _mark_report_sample(tasks), started, started_at)
+    group = None
+    if config.shard is not None:
+        group = hashlib.sha256(_json([config.shard[1], prepared.identity()]).encode()).hexdigest()[:16]
+    try:
+        with destination_lock(dst / STATE_DIR, dst, group):
+            return _build_locked(prepared)
+    except Busy as exc:              # raised only on the way in: nothing was written
+        raise BuildError(str(exc)) from None
+
+
+def _build_locked(prepared: _Prepared) -> BuildResult:
+    """The build, once the destination is its own."""
+    config = prepared.config
+    src, dst = config.src, config.dst
+    if config.shard is None:
+        # Leftovers of a killed build.  Shards skip this: a sibling shard may
+        # be writing its temp files right now; the merge removes them.
+        _remove_temp_files(dst)
+    tasks = prepared.tasks
     mine = [t for t in tasks if in_shard(t.source, config.shard)]
 
     old = previous_records(dst)
@@ -390,8 +431,8 @@ def build(config: BuildConfig) -> BuildResult:
     failed_reused = sum(r.status == "failed" for r in final.values())
     workers = _worker_count(config.workers, len(pending))
 
-    runtime = Runtime(src=src, dst=dst, config=config.pipeline, detector_plan=plan, mask_dtype=mask_dtype,
-                      segmenter_plan=segmenter)
+    runtime = Runtime(src=src, dst=dst, config=config.pipeline, detector_plan=prepared.plan,
+                      mask_dtype=prepared.mask_dtype, segmenter_plan=prepared.segmenter)
     from tqdm import tqdm
 
     bar = tqdm(total=len(mine), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
@@ -418,32 +459,32 @@ def build(config: BuildConfig) -> BuildResult:
         journal.close()
         bar.close()
 
-    result = BuildResult(dst, [final[t.source] for t in mine], class_names, processed=len(pending),
-                         reused=reused, elapsed_seconds=time.monotonic() - started,
-                         warnings=list(discovery.warnings), ignored=discovery.ignored, shard=config.shard,
-                         workers=workers, failed_reused=failed_reused)
+    result = BuildResult(dst, [final[t.source] for t in mine], prepared.class_names, processed=len(pending),
+                         reused=reused, elapsed_seconds=time.monotonic() - prepared.started,
+                         warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
+                         shard=config.shard, workers=workers, failed_reused=failed_reused)
     try:
         if config.shard is not None:
-            all_records = _finish_shard(config, build_fingerprint, result.records, tasks)
+            all_records = _finish_shard(prepared, result.records)
             if all_records is None:
                 result.complete = False
                 return result
             result.records = all_records
-        _finalize(config, result, plan, segmenter, mask_dtype, old, started_at)
+        _finalize(config, result, prepared.plan, prepared.segmenter, prepared.mask_dtype, old, prepared.started_at)
     except OSError as exc:
         raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
                            "re-running the same command finishes them") from None
     return result
 
 
-def _finish_shard(config: BuildConfig, build_fingerprint: str, records: list[Record],
-                  tasks: list[ImageTask]) -> Optional[list[Record]]:
+def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[Record]]:
     """Save this shard's records; if every shard is done, return all records
     (this shard then writes the dataset files), else None."""
+    config, tasks = prepared.config, prepared.tasks
     assert config.shard is not None
     index, count = config.shard
-    header = {"shard": index, "of": count, "build": build_fingerprint, "images": len(tasks)}
-    lines = [_json(header)] + [_json(r.to_dict()) for r in records]
+    identity = prepared.identity()
+    lines = [_json({"shard": index, "of": count, **identity})] + [_json(r.to_dict()) for r in records]
     _write_text(_shard_file(config.dst, index, count), "\n".join(lines) + "\n")
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
@@ -453,9 +494,9 @@ def _finish_shard(config: BuildConfig, build_fingerprint: str, records: list[Rec
         except FileNotFoundError:
             return None     # not finished yet (or another shard has just merged everything)
         other = json.loads(first)
-        if other.get("build") != build_fingerprint or other.get("images") != len(tasks):
-            raise BuildError(f"shard {k}/{count} in {config.dst} was built with other parameters or another "
-                             "source listing; run every shard with the same options and --src")
+        if any(other.get(key) != value for key, value in identity.items()):
+            raise BuildError(f"shard {k}/{count} in {config.dst} was built with other parameters, class ids "
+                             "(--classes) or source images; run every shard with the same options and --src")
         for row in rows:
             record = _to_record(json.loads(row))
             if record is not None:

@@ -6,6 +6,7 @@ Each test reproduces one way a promise broke and runs the real tool.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -264,3 +265,82 @@ def test_float_options_must_be_finite(tmp_path, option, value):
     result = run_cli("--src", src, "--dst", tmp_path / "dst", option, value, expect=2)
     assert option in result.output
     assert not (tmp_path / "dst").exists()
+
+
+# ------------------------------------------------------------ concurrent builds
+
+def _start_stuck_build(src: Path, dst: Path, *extra: str) -> subprocess.Popen:
+    """A build that stays busy (one image hangs) until killed; returns once it has started its images."""
+    env = dict(os.environ, SKINSEG_TEST_FAULTS="hang:stuck")
+    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--quiet", *extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    journals = dst / ".skinseg"
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.stat().st_size for p in journals.glob("journal*.jsonl")):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    return proc
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+
+@pytest.fixture
+def busy_src(tmp_path):
+    layout = {f"train/{c}/{i:02d}.png": skin_image(seed_offset=i % 5) for c in ("A", "B") for i in range(12)}
+    layout["train/A/stuck.png"] = skin_image()
+    return make_dataset(tmp_path / "src", layout)
+
+
+def test_one_build_per_destination(busy_src, tmp_path):
+    dst = tmp_path / "dst"
+    first = _start_stuck_build(busy_src, dst)
+    try:
+        second = run_tool("--src", busy_src, "--dst", dst, "--workers", "1", "--no-face", "--kernel-size", "3")
+        assert second.returncode == 2 and "another skinseg build is writing" in second.stderr, second.stderr
+        other_src = make_dataset(tmp_path / "other", {"train/C/1.png": skin_image()})
+        third = run_tool("--src", other_src, "--dst", dst, "--workers", "1", "--no-face")
+        assert third.returncode == 2, third.stderr
+    finally:
+        _kill(first)                                   # killed: its lock goes with it
+    again = run_tool("--src", busy_src, "--dst", dst, "--workers", "2", "--no-face", "--kernel-size", "3")
+    assert again.returncode == 0, again.stderr
+    fingerprints = {r["fingerprint"] for r in read_manifest(dst)}
+    info = json.loads((dst / "build.json").read_text())
+    assert info["parameters"]["cleanup"]["kernel_size"] == 3 and len(fingerprints) == len(read_manifest(dst))
+    produced = {p.relative_to(dst).as_posix() for p in (dst / "images").rglob("*") if p.is_file()}
+    assert produced == {r["image"] for r in read_manifest(dst)}        # nothing from the killed build's run
+
+
+def test_shards_of_one_build_run_together_and_nothing_else(busy_src, tmp_path):
+    dst = tmp_path / "dst"
+    from skinseg.build import in_shard
+
+    stuck_shard = 1 if in_shard("train/A/stuck.png", (1, 2)) else 2
+    other = 3 - stuck_shard
+    first = _start_stuck_build(busy_src, dst, "--shard", f"{stuck_shard}/2")
+    try:
+        plain = run_tool("--src", busy_src, "--dst", dst, "--workers", "1", "--no-face")
+        assert plain.returncode == 2 and "another skinseg build" in plain.stderr, plain.stderr
+        foreign = run_tool("--src", busy_src, "--dst", dst, "--workers", "1", "--no-face", "--shard", f"{other}/2",
+                           "--kernel-size", "3")
+        assert foreign.returncode == 2 and "shards of another build" in foreign.stderr, foreign.stderr
+        sibling = run_tool("--src", busy_src, "--dst", dst, "--workers", "1", "--no-face", "--shard", f"{other}/2")
+        assert sibling.returncode == 0 and f"shard {other}/2 done" in sibling.stdout, sibling.stderr
+    finally:
+        _kill(first)
+
+
+def test_shards_with_different_class_ids_are_refused(tmp_path):
+    src = make_dataset(tmp_path / "src", {f"train/{c}/{i}.png": skin_image() for c in ("A", "B") for i in range(6)})
+    pinned = tmp_path / "classes.txt"
+    pinned.write_text("background\nB\nA\n")
+    dst = tmp_path / "dst"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", "--shard", "1/2",
+            "--classes", pinned)
+    result = run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", "--shard", "2/2", expect=2)
+    assert "other parameters" in result.output and "class" in result.output
+    assert not (dst / "manifest.jsonl").exists()
