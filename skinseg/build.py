@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -28,6 +29,7 @@ from . import __version__, outputs
 from .config import BuildConfig
 from .discover import (
     BACKGROUND_NAME,
+    KNOWN_SPLITS,
     DatasetError,
     Discovery,
     assign_class_ids,
@@ -43,7 +45,16 @@ from .lock import Busy, destination_lock
 from .models import ModelUnavailable
 from .outputs import REPORT_DIR
 from .person import SegmenterPlan, plan_segmenter
-from .pipeline import IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, ImageTask, OutputWriteError, Record, Runtime
+from .pipeline import (
+    IMAGES_DIR,
+    MASKS_DIR,
+    PREVIEWS_DIR,
+    ImageTask,
+    OutputWriteError,
+    Record,
+    Runtime,
+    output_paths,
+)
 from .report import PER_CLASS as REPORT_PER_CLASS
 from .report import write_report
 from .runner import WorkerStartError, run
@@ -51,7 +62,6 @@ from .runner import WorkerStartError, run
 log = logging.getLogger("skinseg")
 
 STATE_DIR = ".skinseg"
-JOURNAL = "journal.jsonl"
 MANIFEST = "manifest.jsonl"
 BUILD_JSON = "build.json"
 CLASSES_TXT = "classes.txt"
@@ -141,8 +151,9 @@ def _check_writable(dst: Path) -> None:
 
 # ------------------------------------------------------------------ records
 
-def _read_jsonl(path: Path) -> list[dict]:
-    """Records of a manifest or journal; a line cut short by a kill is skipped."""
+def _read_jsonl(path: Path, key: str = "source") -> list[dict]:
+    """Rows (with `key`) of a manifest, journal or state file; a line cut
+    short by a kill is skipped."""
     rows = []
     try:
         with open(path, encoding="utf-8") as handle:
@@ -151,7 +162,7 @@ def _read_jsonl(path: Path) -> list[dict]:
                     row = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(row, dict) and "source" in row:
+                if isinstance(row, dict) and key in row:
                     rows.append(row)
     except OSError:
         pass
@@ -165,18 +176,48 @@ def _to_record(row: dict) -> Optional[Record]:
         return None
 
 
-def previous_records(dst: Path) -> dict[str, Record]:
-    """What earlier builds left: the final manifest, then finished shards and
-    journals of interrupted builds on top (newer)."""
-    found: dict[str, Record] = {}
+def _record_files(dst: Path) -> list[Path]:
+    """Where this tool recorded images, oldest first: the final manifest (if
+    this tool wrote it: its build.json says so), then finished shards and
+    the journals of interrupted builds."""
     state = dst / STATE_DIR
-    paths = [dst / MANIFEST, *sorted((state / "shards").glob("*.jsonl")), *sorted(state.glob("journal*.jsonl"))]
-    for path in paths:
+    try:
+        ours = json.loads((dst / BUILD_JSON).read_text(encoding="utf-8")).get("tool") == "skinseg"
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    return ([dst / MANIFEST] if ours else []) + sorted((state / "shards").glob("*.jsonl")) + sorted(
+        state.glob("journal*.jsonl"))
+
+
+def previous_records(dst: Path) -> dict[str, Record]:
+    """What earlier builds left, newest record of each source."""
+    found: dict[str, Record] = {}
+    for path in _record_files(dst):
         for row in _read_jsonl(path):
             record = _to_record(row)
             if record is not None:
                 found[record.source] = record
     return found
+
+
+_OUTPUT_PATH = re.compile(rf"({IMAGES_DIR}|{MASKS_DIR}|{PREVIEWS_DIR})/({'|'.join(KNOWN_SPLITS)})/"
+                          r"[\w\-][\w.\-]*\.(jpg|png)")
+
+
+def _written_outputs(dst: Path) -> set[str]:
+    """Every output this tool recorded writing, or starting to write, in dst:
+    image, mask and preview paths of every record and of every image that was
+    in progress when a build was killed.  Only paths in the tool's own form
+    (images|masks|masks_preview/<split>/<name>.jpg|png) count: never one
+    outside dst, nor another tool's file."""
+    claimed: set[str] = set()
+    for path in _record_files(dst):
+        for row in _read_jsonl(path):
+            claimed.update(row.get(k) for k in ("image", "mask", "preview"))
+    for path in (dst / STATE_DIR).glob("pending*.jsonl"):
+        for row in _read_jsonl(path, "pending"):
+            claimed.update(row.get("outputs") or ())
+    return {p for p in claimed if isinstance(p, str) and _OUTPUT_PATH.fullmatch(p)}
 
 
 def _reusable(dst: Path, record: Record, retry_failed: bool) -> bool:
@@ -275,17 +316,16 @@ def _json(value: object, indent: Optional[int] = None) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _remove_stale_outputs(dst: Path, old: dict[str, Record], final: list[Record]) -> int:
-    """Delete outputs that earlier builds wrote and no current record claims
-    (source removed, now skipped, renamed format).  Files skinseg did not
-    write are never touched."""
+def _remove_stale_outputs(dst: Path, final: list[Record]) -> int:
+    """Delete outputs this tool wrote and no current record claims (source
+    removed, now skipped, another image format, in progress when a build was
+    killed).  Files skinseg did not write are never touched."""
     keep = {p for r in final for p in r.output_paths()}
     removed = 0
-    for record in old.values():
-        for relative in record.output_paths():
-            if relative not in keep and (dst / relative).is_file():
-                (dst / relative).unlink()
-                removed += 1
+    for relative in sorted(_written_outputs(dst) - keep):
+        if (dst / relative).is_file():
+            (dst / relative).unlink()
+            removed += 1
     return removed
 
 
@@ -336,9 +376,9 @@ def _mark_report_sample(tasks: list[ImageTask]) -> list[ImageTask]:
     return [dataclasses.replace(t, thumbnails=True) if t.source in chosen else t for t in tasks]
 
 
-def _journal_name(shard: Optional[tuple[int, int]]) -> str:
-    # One journal per shard: shards on different machines never append to one file.
-    return JOURNAL if shard is None else f"journal-{shard[0]}-of-{shard[1]}.jsonl"
+def _state_name(kind: str, shard: Optional[tuple[int, int]]) -> str:
+    # One file per shard: shards on different machines never append to one file.
+    return f"{kind}.jsonl" if shard is None else f"{kind}-{shard[0]}-of-{shard[1]}.jsonl"
 
 
 def _shard_file(dst: Path, index: int, count: int) -> Path:
@@ -437,7 +477,14 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
 
     bar = tqdm(total=len(mine), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
                dynamic_ncols=True, desc="building" if config.shard is None else f"shard {config.shard[0]}")
-    journal = open(dst / STATE_DIR / _journal_name(config.shard), "a", encoding="utf-8")
+    # What is about to be written, before it is: a build killed half-way
+    # through an image leaves files no record names, and these lines let a
+    # later build remove them.
+    extension = config.pipeline.output.image_extension
+    with open(dst / STATE_DIR / _state_name("pending", config.shard), "a", encoding="utf-8") as handle:
+        handle.write("".join(_json({"pending": t.source, "outputs": output_paths(t, extension)}) + "\n"
+                             for t in pending))
+    journal = open(dst / STATE_DIR / _state_name("journal", config.shard), "a", encoding="utf-8")
 
     def on_record(record: Record) -> None:
         final[record.source] = record
@@ -470,7 +517,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
                 result.complete = False
                 return result
             result.records = all_records
-        _finalize(config, result, prepared.plan, prepared.segmenter, prepared.mask_dtype, old, prepared.started_at)
+        _finalize(config, result, prepared.plan, prepared.segmenter, prepared.mask_dtype, prepared.started_at)
     except OSError as exc:
         raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
                            "re-running the same command finishes them") from None
@@ -514,10 +561,10 @@ def _remove_temp_files(dst: Path) -> None:
 
 
 def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segmenter: SegmenterPlan,
-              mask_dtype: str, old: dict[str, Record], started_at: str) -> None:
+              mask_dtype: str, started_at: str) -> None:
     dst = config.dst
     _remove_temp_files(dst)
-    _remove_stale_outputs(dst, old, result.records)
+    _remove_stale_outputs(dst, result.records)
     _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
     atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names), ".png"))
     manifest = "".join(_json(r.to_dict()) + "\n" for r in result.records)
@@ -551,7 +598,8 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segm
     write_report(dst, config.src, result.records, info)
     # The dataset is complete: resume state is no longer needed.
     state = dst / STATE_DIR
-    for leftover in list(state.glob("journal*.jsonl")) + list((state / "shards").glob("*.jsonl")):
+    leftovers = [*state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"), *(state / "shards").glob("*.jsonl")]
+    for leftover in leftovers:
         try:
             leftover.unlink()
         except FileNotFoundError:

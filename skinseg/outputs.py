@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
+import re
 
 import cv2
 import numpy as np
@@ -104,6 +105,14 @@ def thumbnail_paths(source: str, fingerprint: str) -> dict[str, str]:
     changes whenever its outputs do, so an existing thumbnail is up to date."""
     key = hashlib.sha1(name_bytes(f"{THUMB_VERSION}|{source}|{fingerprint}")).hexdigest()[:16]
     return {kind: f"{THUMBS_DIR}/{key}_{kind}.jpg" for kind in THUMB_KINDS}
+
+
+_THUMB_NAME = re.compile(rf"[0-9a-f]{{16}}_({'|'.join(THUMB_KINDS)})\.jpg")
+
+
+def is_thumbnail_name(name: str) -> bool:
+    """Whether a file name in THUMBS_DIR is one thumbnail_paths gives."""
+    return _THUMB_NAME.fullmatch(name) is not None
 
 
 def thumbnail_size(width: int, height: int) -> tuple[int, int]:

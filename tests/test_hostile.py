@@ -344,3 +344,74 @@ def test_shards_with_different_class_ids_are_refused(tmp_path):
     result = run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", "--shard", "2/2", expect=2)
     assert "other parameters" in result.output and "class" in result.output
     assert not (dst / "manifest.jsonl").exists()
+
+
+# ------------------------------------------------------------ deleting only what skinseg wrote
+
+def test_files_in_report_that_skinseg_did_not_write_stay(tmp_path):
+    src = make_dataset(tmp_path / "src", {f"train/A/{i}.png": skin_image(seed_offset=i) for i in range(3)})
+    dst = tmp_path / "dst"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face")
+    (dst / "report/notes.md").write_text("image 2 looks wrong")
+    (dst / "report/thumbs/annotated.jpg").write_bytes(b"mine")
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", "--kernel-size", "3")
+    assert (dst / "report/notes.md").read_text() == "image 2 looks wrong"
+    assert (dst / "report/thumbs/annotated.jpg").read_bytes() == b"mine"
+
+
+def test_only_paths_skinseg_wrote_inside_dst_are_ever_deleted(tmp_path):
+    src = make_dataset(tmp_path / "src", {"train/A/1.png": skin_image()})
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    # Another tool's dataset, with its own manifest.jsonl, built over with --overwrite.
+    foreign = tmp_path / "foreign"
+    (foreign / "images/train").mkdir(parents=True)
+    (foreign / "images/train/A__9.jpg").write_bytes(b"theirs")
+    rows = [{"source": "x.jpg", "image": "images/train/A__9.jpg"}, {"source": "y.jpg", "image": str(outside)},
+            {"source": "z.jpg", "image": "../outside.txt", "mask": "images/train/../../../outside.txt"}]
+    (foreign / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_cli("--src", src, "--dst", foreign, "--workers", "1", "--quiet", "--no-face", "--overwrite")
+    assert outside.read_text() == "precious" and (foreign / "images/train/A__9.jpg").read_bytes() == b"theirs"
+    # A skinseg build whose manifest was edited to name other files.
+    dst = tmp_path / "dst"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face")
+    (dst / "notes.png").write_bytes(b"mine")
+    bogus = {**read_manifest(dst)[0], "source": "train/A/gone.png", "image": "../outside.txt", "mask": "notes.png",
+             "preview": str(outside)}
+    with open(dst / "manifest.jsonl", "a") as handle:
+        handle.write(json.dumps(bogus) + "\n")
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", "--overwrite")
+    assert outside.read_text() == "precious" and (dst / "notes.png").read_bytes() == b"mine"
+
+
+def test_outputs_in_flight_at_a_kill_are_removed_when_an_option_changes(tmp_path):
+    """kill -9 with --image-format png, then a build with jpg: the png outputs
+    of the images that were being written when the build died go too."""
+    src = make_dataset(tmp_path / "src", {f"train/A/{i:03d}.png": skin_image(640, 480, seed_offset=i % 7)
+                                          for i in range(300)})
+    dst = tmp_path / "dst"
+    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--image-format", "png"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    journal = dst / ".skinseg/journal.jsonl"
+    orphans = set()
+    try:
+        for _ in range(400):
+            # Frozen, the build cannot finish an image between the look and the kill.
+            os.killpg(proc.pid, signal.SIGSTOP)
+            journaled = {json.loads(line)["image"] for line in journal.read_text().splitlines()
+                         if line.endswith("}")} if journal.exists() else set()
+            images = {p.relative_to(dst).as_posix() for p in (dst / "images").rglob("*.png")}
+            orphans = images - journaled
+            if orphans:
+                break
+            os.killpg(proc.pid, signal.SIGCONT)
+            time.sleep(0.003)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert orphans, "no image was caught half-way; the build may have finished too fast"
+    run_cli("--src", src, "--dst", dst, "--workers", "2", "--quiet", "--no-face")
+    claimed = {p for r in read_manifest(dst) for p in (r["image"], r["mask"], r["preview"]) if p}
+    for folder in ("images", "masks", "masks_preview"):
+        on_disk = {p.relative_to(dst).as_posix() for p in (dst / folder).rglob("*") if p.is_file()}
+        assert on_disk - {"masks_preview/legend.png"} <= claimed, folder
