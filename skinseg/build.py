@@ -10,6 +10,7 @@ the same files as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -63,6 +64,7 @@ log = logging.getLogger("skinseg")
 
 STATE_DIR = ".skinseg"
 MANIFEST = "manifest.jsonl"
+PREVIOUS_MANIFEST = "manifest-previous.jsonl"     # in STATE_DIR while the new manifest is written
 BUILD_JSON = "build.json"
 CLASSES_TXT = "classes.txt"
 LEGEND = f"{PREVIEWS_DIR}/legend.png"
@@ -113,13 +115,16 @@ def _is_within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
-def is_skinseg_build(dst: Path) -> bool:
-    if (dst / STATE_DIR).is_dir():
-        return True
+def _manifest_is_ours(dst: Path) -> bool:
+    """Whether dst/manifest.jsonl is this tool's: its build.json says so."""
     try:
-        return json.loads((dst / BUILD_JSON).read_text()).get("tool") == "skinseg"
+        return json.loads((dst / BUILD_JSON).read_text(encoding="utf-8")).get("tool") == "skinseg"
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def is_skinseg_build(dst: Path) -> bool:
+    return (dst / STATE_DIR).is_dir() or _manifest_is_ours(dst)
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
@@ -140,13 +145,16 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
 
 
 def _check_writable(dst: Path) -> None:
+    probe = dst / STATE_DIR / f".write-probe-{socket.gethostname()}-{os.getpid()}"
     try:
         (dst / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        probe = dst / STATE_DIR / f".write-probe-{socket.gethostname()}-{os.getpid()}"
         probe.write_bytes(b"ok")
-        probe.unlink()
     except OSError as exc:
         raise BuildError(f"cannot write to --dst {dst}: {exc.strerror or exc}") from None
+    finally:
+        # On a full disk the probe is created but cannot be written to.
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 # ------------------------------------------------------------------ records
@@ -169,7 +177,13 @@ def _read_jsonl(path: Path, key: str = "source") -> list[dict]:
     return rows
 
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+
+
 def _to_record(row: dict) -> Optional[Record]:
+    """The record a row holds, if it is one of this tool's (it has a fingerprint)."""
+    if not isinstance(row.get("fingerprint"), str) or not _FINGERPRINT.fullmatch(row["fingerprint"]):
+        return None
     try:
         return Record(**{k: row.get(k) for k in Record.__dataclass_fields__})
     except TypeError:
@@ -177,16 +191,12 @@ def _to_record(row: dict) -> Optional[Record]:
 
 
 def _record_files(dst: Path) -> list[Path]:
-    """Where this tool recorded images, oldest first: the final manifest (if
-    this tool wrote it: its build.json says so), then finished shards and
+    """Where this tool recorded images, oldest first: the final manifest
+    (set aside while a build writes the new one), then finished shards and
     the journals of interrupted builds."""
     state = dst / STATE_DIR
-    try:
-        ours = json.loads((dst / BUILD_JSON).read_text(encoding="utf-8")).get("tool") == "skinseg"
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    return ([dst / MANIFEST] if ours else []) + sorted((state / "shards").glob("*.jsonl")) + sorted(
-        state.glob("journal*.jsonl"))
+    return ([state / PREVIOUS_MANIFEST] + ([dst / MANIFEST] if _manifest_is_ours(dst) else [])
+            + sorted((state / "shards").glob("*.jsonl")) + sorted(state.glob("journal*.jsonl")))
 
 
 def previous_records(dst: Path) -> dict[str, Record]:
@@ -212,8 +222,8 @@ def _written_outputs(dst: Path) -> set[str]:
     outside dst, nor another tool's file."""
     claimed: set[str] = set()
     for path in _record_files(dst):
-        for row in _read_jsonl(path):
-            claimed.update(row.get(k) for k in ("image", "mask", "preview"))
+        for record in filter(None, map(_to_record, _read_jsonl(path))):
+            claimed.update(record.output_paths())
     for path in (dst / STATE_DIR).glob("pending*.jsonl"):
         for row in _read_jsonl(path, "pending"):
             claimed.update(row.get("outputs") or ())
@@ -481,15 +491,24 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     # through an image leaves files no record names, and these lines let a
     # later build remove them.
     extension = config.pipeline.output.image_extension
-    with open(dst / STATE_DIR / _state_name("pending", config.shard), "a", encoding="utf-8") as handle:
-        handle.write("".join(_json({"pending": t.source, "outputs": output_paths(t, extension)}) + "\n"
-                             for t in pending))
-    journal = open(dst / STATE_DIR / _state_name("journal", config.shard), "a", encoding="utf-8")
+    journal_path = dst / STATE_DIR / _state_name("journal", config.shard)
+    try:
+        with open(dst / STATE_DIR / _state_name("pending", config.shard), "a", encoding="utf-8") as handle:
+            handle.write("".join(_json({"pending": t.source, "outputs": output_paths(t, extension)}) + "\n"
+                                 for t in pending))
+        journal = open(journal_path, "a", encoding="utf-8")
+    except OSError as exc:
+        bar.close()
+        raise BuildAborted(f"cannot write to --dst {dst}: {exc.strerror or exc}; re-running the same command "
+                           "resumes") from None
 
     def on_record(record: Record) -> None:
         final[record.source] = record
-        journal.write(_json(record.to_dict()) + "\n")
-        journal.flush()
+        try:
+            journal.write(_json(record.to_dict()) + "\n")
+            journal.flush()
+        except OSError as exc:
+            raise OutputWriteError(f"cannot write {journal_path}: {exc.strerror or exc}") from None
         bar.update(1)
 
     try:
@@ -503,7 +522,8 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     except WorkerStartError as exc:
         raise BuildAborted(str(exc)) from None
     finally:
-        journal.close()
+        with contextlib.suppress(OSError):     # a full disk: what it could not write is redone next time
+            journal.close()
         bar.close()
 
     result = BuildResult(dst, [final[t.source] for t in mine], prepared.class_names, processed=len(pending),
@@ -565,10 +585,15 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segm
     dst = config.dst
     _remove_temp_files(dst)
     _remove_stale_outputs(dst, result.records)
+    state = dst / STATE_DIR
+    # The manifest is written last and, until then, the old one waits in
+    # .skinseg (still read for re-use): a build that cannot write these files
+    # (a full disk) leaves no manifest, so nothing half-done looks done.
+    if _manifest_is_ours(dst):
+        with contextlib.suppress(FileNotFoundError):       # another shard finishing set it aside
+            os.replace(dst / MANIFEST, state / PREVIOUS_MANIFEST)
     _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
     atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names), ".png"))
-    manifest = "".join(_json(r.to_dict()) + "\n" for r in result.records)
-    _write_text(dst / MANIFEST, manifest)
     info = {
         "tool": "skinseg",
         "version": __version__,
@@ -596,9 +621,10 @@ def _finalize(config: BuildConfig, result: BuildResult, plan: DetectorPlan, segm
     }
     _write_text(dst / BUILD_JSON, _json(info, indent=2) + "\n")
     write_report(dst, config.src, result.records, info)
+    _write_text(dst / MANIFEST, "".join(_json(r.to_dict()) + "\n" for r in result.records))
     # The dataset is complete: resume state is no longer needed.
-    state = dst / STATE_DIR
-    leftovers = [*state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"), *(state / "shards").glob("*.jsonl")]
+    leftovers = [state / PREVIOUS_MANIFEST, *state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"),
+                 *(state / "shards").glob("*.jsonl")]
     for leftover in leftovers:
         try:
             leftover.unlink()

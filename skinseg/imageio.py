@@ -22,6 +22,8 @@ from typing import BinaryIO, Iterator, Optional
 import cv2
 import numpy as np
 
+from . import _faults
+
 TEMP_MARKER = ".skinseg-tmp-"
 
 
@@ -330,6 +332,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     fd, temp = tempfile.mkstemp(prefix="." + path.name + TEMP_MARKER, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            _faults.before_write(str(path))
             yield handle
             os.fchmod(handle.fileno(), FILE_MODE)
         os.replace(temp, path)

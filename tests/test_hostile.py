@@ -415,3 +415,44 @@ def test_outputs_in_flight_at_a_kill_are_removed_when_an_option_changes(tmp_path
     for folder in ("images", "masks", "masks_preview"):
         on_disk = {p.relative_to(dst).as_posix() for p in (dst / folder).rglob("*") if p.is_file()}
         assert on_disk - {"masks_preview/legend.png"} <= claimed, folder
+
+
+# ------------------------------------------------------------ full disk
+
+def test_full_disk_leaves_no_write_probe(tmp_path):
+    from test_hardening import in_private_mount
+
+    src = make_dataset(tmp_path / "src", {"train/A/1.png": skin_image()})
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cmd = " ".join(f"'{a}'" for a in tool("--src", src, "--dst", mnt / "dst", "--workers", "1", "--no-face"))
+    script = f"""
+        mount -t tmpfs -o size=64k tmpfs '{mnt}'
+        mkdir '{mnt}/dst' && (cat /dev/zero > '{mnt}/filler' 2>/dev/null; true)
+        {cmd} > /dev/null 2> '{tmp_path}/full.err'; echo $? > '{tmp_path}/full.rc'
+        find '{mnt}/dst' > '{tmp_path}/full.ls'
+    """
+    proc = in_private_mount(script, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "full.rc").read_text().strip() == "2"
+    assert "No space left on device" in (tmp_path / "full.err").read_text()
+    assert ".write-probe-" not in (tmp_path / "full.ls").read_text()
+
+
+def test_full_disk_while_writing_the_final_files_presents_nothing_as_done(tmp_path):
+    from test_hardening import dataset_files
+
+    src = make_dataset(tmp_path / "src", {f"train/A/{i}.png": skin_image(seed_offset=i) for i in range(5)})
+    run_cli("--src", src, "--dst", tmp_path / "reference", "--workers", "1", "--quiet", "--no-face",
+            "--kernel-size", "3")
+    dst = tmp_path / "dst"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face")
+    failing = run_tool("--src", src, "--dst", dst, "--workers", "1", "--no-face", "--kernel-size", "3",
+                       env_extra={"SKINSEG_TEST_FAULTS": "full:report.html"})
+    assert failing.returncode == 1 and "No space left on device" in failing.stderr, failing.stderr
+    assert "Traceback" not in failing.stderr
+    assert not (dst / "manifest.jsonl").exists()        # no new manifest next to the old report
+    again = run_tool("--src", src, "--dst", dst, "--workers", "1", "--no-face", "--kernel-size", "3")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((dst / "build.json").read_text())["run"]["processed"] == 0     # the images were kept
+    assert dataset_files(dst) == dataset_files(tmp_path / "reference")
