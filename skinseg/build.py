@@ -35,6 +35,8 @@ from .discover import (
     Discovery,
     assign_class_ids,
     discover,
+    identity,
+    identity_chain,
     mask_dtype_name,
     name_bytes,
     read_class_file,
@@ -111,10 +113,6 @@ class BuildResult:
 
 # ------------------------------------------------------------------ checks
 
-def _is_within(inner: Path, outer: Path) -> bool:
-    return inner == outer or outer in inner.parents
-
-
 def _manifest_is_ours(dst: Path) -> bool:
     """Whether dst/manifest.jsonl is this tool's: its build.json says so."""
     try:
@@ -128,13 +126,15 @@ def is_skinseg_build(dst: Path) -> bool:
 
 
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
-    src_real, dst_real = src.resolve(), dst.resolve()
     if not src.is_dir():
         raise BuildError(f"--src {src} is not an existing folder")
-    if _is_within(dst_real, src_real):
-        raise BuildError(f"--dst {dst} is {'the same folder as' if dst_real == src_real else 'inside'} --src {src}: "
+    # By device and inode, folder by folder up to /: links and bind mounts
+    # cannot hide that one is inside the other.
+    src_id, dst_id = identity(src), identity(dst)
+    if src_id in identity_chain(dst):
+        raise BuildError(f"--dst {dst} is {'the same folder as' if dst_id == src_id else 'inside'} --src {src}: "
                          "the source is never written to; choose a destination outside it")
-    if _is_within(src_real, dst_real):
+    if dst_id is not None and dst_id in identity_chain(src):
         raise BuildError(f"--src {src} is inside --dst {dst}: building would overwrite the source; "
                          "choose a destination outside it")
     if dst.exists() and not dst.is_dir():
@@ -425,7 +425,7 @@ def build(config: BuildConfig) -> BuildResult:
     src, dst = config.src, config.dst
     check_paths(src, dst, config.overwrite)
     try:
-        discovery = discover(src)
+        discovery = discover(src, dst)
     except DatasetError as exc:
         raise BuildError(str(exc)) from None
     for warning in discovery.warnings:

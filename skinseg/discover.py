@@ -47,7 +47,10 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _identity(path: Path) -> Optional[tuple[int, int]]:
+Identity = tuple[int, int]      # (device, inode): one folder, whatever path, link or mount leads to it
+
+
+def identity(path: Path) -> Optional[Identity]:
     try:
         st = path.stat()
     except OSError:
@@ -55,12 +58,35 @@ def _identity(path: Path) -> Optional[tuple[int, int]]:
     return (st.st_dev, st.st_ino)
 
 
-def _walk_files(root: Path, seen: set[tuple[int, int]]) -> Iterable[Path]:
-    """Every non-hidden file below root, following directory symlinks.
+def identity_chain(path: Path) -> list[Identity]:
+    """The identities of path (if it exists) and of every folder above it."""
+    resolved = path.resolve()
+    return [i for i in map(identity, [resolved, *resolved.parents]) if i is not None]
 
-    A folder whose identity (device, inode) is in `seen` is not entered again,
-    so a symlink loop, or a link back to another class or split, ends instead
-    of recursing forever or listing the same images twice.
+
+def _folders_below(root: Path) -> set[Identity]:
+    """The identities of root and of every folder inside it (links not followed)."""
+    found = set()
+    for folder, _dirs, _files in os.walk(root):
+        if (i := identity(Path(folder))) is not None:
+            found.add(i)
+    return found
+
+
+NOT_SOURCE = "the destination (--dst), or a folder in it, reached through a link or mount: not read as source"
+CONTAINS_SOURCE = "a link to a folder that contains the source (such as / or ..): not followed"
+READ_ALREADY = "a folder already read, reached again through a link (a loop, or a second way to the same images)"
+
+
+def _walk(root: Path, seen: set[Identity], refused: dict[Identity, str]) -> Iterable[tuple[Path, Optional[str]]]:
+    """Every non-hidden file below root, as (path, None), following links to
+    folders; and every folder not entered, as (path, why).
+
+    A folder is entered once (by device and inode), so a symlink loop, or a
+    link back to another class or split, ends instead of recursing forever
+    or listing the same images twice.  Folders in `refused` are not entered:
+    the destination (outputs must not come back as sources) and folders that
+    contain the source (a link to / would walk the whole file system).
     """
     stack = [root]
     while stack:
@@ -78,12 +104,17 @@ def _walk_files(root: Path, seen: set[tuple[int, int]]) -> Iterable[Path]:
             except OSError:
                 is_dir = False
             if not is_dir:
-                yield path
+                yield path, None
                 continue
-            identity = _identity(path)
-            if identity is not None and identity not in seen:
-                seen.add(identity)
-                stack.append(path)
+            folder = identity(path)
+            if folder is None:
+                continue
+            why = refused.get(folder) or (READ_ALREADY if folder in seen else None)
+            if why:
+                yield path, why
+                continue
+            seen.add(folder)
+            stack.append(path)
 
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
@@ -167,26 +198,44 @@ def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
     return stems
 
 
-def discover(src: Path) -> Discovery:
-    """List every image under the split/class folders of src, sorted."""
+def discover(src: Path, dst: Optional[Path] = None) -> Discovery:
+    """List every image under the split/class folders of src, sorted.
+
+    Links to folders are followed (a dataset assembled from links keeps
+    working), each folder once, except into dst and into a folder that
+    contains src; what is not followed is listed as ignored, with why.
+    """
     if not src.is_dir():
         raise DatasetError(f"source folder {src} does not exist or is not a folder")
+    refused = dict.fromkeys(identity_chain(src), CONTAINS_SOURCE)
+    if dst is not None and dst.is_dir():
+        refused.update(dict.fromkeys(_folders_below(dst), NOT_SOURCE))
     warnings: list[str] = []
     ignored: list[tuple[str, str]] = []
     found: list[tuple[str, str, str]] = []
     class_names: set[str] = set()
+
+    def folders(parent: Path, where: str) -> Iterable[os.DirEntry]:
+        """The usable folders in parent; files and refused folders go to ignored."""
+        for entry in sorted(os.scandir(parent), key=lambda e: e.name):
+            relative = f"{where}{entry.name}"
+            if _is_hidden(entry.name):
+                continue
+            if not entry.is_dir():
+                ignored.append((relative, "file at the top level of the source, outside any split folder" if not where
+                                else "file directly in a split folder, outside any class folder"))
+            elif why := refused.get(identity(Path(entry.path))):
+                ignored.append((relative, why))
+            else:
+                yield entry
+
     split_dirs = []
-    for entry in sorted(os.scandir(src), key=lambda e: e.name):
-        if _is_hidden(entry.name):
-            continue
-        if not entry.is_dir():
-            ignored.append((entry.name, "file at the top level of the source, outside any split folder"))
-            continue
+    for entry in folders(src, ""):
         if entry.name in KNOWN_SPLITS:
             split_dirs.append(entry.name)
         else:
             warnings.append(
-                f"top-level folder '{entry.name}' is not a split ({', '.join(KNOWN_SPLITS)}); "
+                f"top-level folder '{printable(entry.name)}' is not a split ({', '.join(KNOWN_SPLITS)}); "
                 "its images are not used"
             )
     if not split_dirs:
@@ -198,12 +247,7 @@ def discover(src: Path) -> Discovery:
         warnings.append("both 'val' and 'valid' exist; they are kept as two separate splits")
     class_dirs: list[tuple[str, Path, str]] = []
     for split in split_dirs:
-        for entry in sorted(os.scandir(src / split), key=lambda e: e.name):
-            if _is_hidden(entry.name):
-                continue
-            if not entry.is_dir():
-                ignored.append((f"{split}/{entry.name}", "file directly in a split folder, outside any class folder"))
-                continue
+        for entry in folders(src / split, f"{split}/"):
             name = class_name(entry.name)
             problem = class_name_problem(name)
             if problem:
@@ -211,17 +255,19 @@ def discover(src: Path) -> Discovery:
                                    f"{problem}; rename the folder")
             class_dirs.append((split, Path(entry.path), name))
     # Folders that are splits or classes themselves are never entered through a link.
-    seen = {i for i in (_identity(p) for p in [src] + [src / s for s in split_dirs] + [d for _, d, _ in class_dirs])
+    seen = {i for i in (identity(p) for p in [src] + [src / s for s in split_dirs] + [d for _, d, _ in class_dirs])
             if i is not None}
     for split, class_dir, name in class_dirs:
         class_names.add(name)
-        for path in _walk_files(class_dir, seen):
-                relative = path.relative_to(src).as_posix()
-                if path.suffix.lower() in IMAGE_EXTENSIONS:
-                    found.append((relative, split, name))
-                else:
-                    ignored.append((relative, "not an image file name (extension is not one of "
-                                    + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
+        for path, why in _walk(class_dir, seen, refused):
+            relative = path.relative_to(src).as_posix()
+            if why:
+                ignored.append((relative, why))
+            elif path.suffix.lower() in IMAGE_EXTENSIONS:
+                found.append((relative, split, name))
+            else:
+                ignored.append((relative, "not an image file name (extension is not one of "
+                                + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
     found.sort()
     stems = _output_stems(found)
     images = [SourceImage(source, split, cls, stems[source]) for source, split, cls in found]

@@ -456,3 +456,62 @@ def test_full_disk_while_writing_the_final_files_presents_nothing_as_done(tmp_pa
     assert again.returncode == 0, again.stderr
     assert json.loads((dst / "build.json").read_text())["run"]["processed"] == 0     # the images were kept
     assert dataset_files(dst) == dataset_files(tmp_path / "reference")
+
+
+# ------------------------------------------------------------ links and mounts
+
+def _record_count_after_runs(src: Path, dst: Path, runs: int = 3) -> list[int]:
+    counts = []
+    for _ in range(runs):
+        run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", expect=None)
+        counts.append(len(read_manifest(dst)))
+    return counts
+
+
+def test_a_link_from_the_source_to_the_destination_is_not_followed(tmp_path):
+    src = make_dataset(tmp_path / "src", {f"train/Acne/{i}.png": skin_image(seed_offset=i) for i in range(3)})
+    dst = tmp_path / "dst"
+    os.symlink("../../../dst", src / "train/Acne/out")
+    assert _record_count_after_runs(src, dst) == [3, 3, 3]
+    assert not any("/out/" in r["source"] for r in read_manifest(dst))
+    ignored = {i["path"]: i["reason"] for i in json.loads((dst / "build.json").read_text())["ignored_files"]}
+    assert "destination" in ignored["train/Acne/out"]
+
+
+def test_a_class_folder_linked_to_a_folder_holding_the_destination(tmp_path):
+    holder = make_dataset(tmp_path / "holder", {f"{i}.png": skin_image(seed_offset=i) for i in range(2)})
+    src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image()})
+    os.symlink(holder, src / "train/Linked")
+    dst = holder / "dst"
+    assert _record_count_after_runs(src, dst) == [3, 3, 3]
+    assert json.loads((dst / "build.json").read_text())["classes"] == ["background", "Acne", "Linked"]
+
+
+def test_a_link_to_the_root_is_not_walked(tmp_path):
+    src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image()})
+    os.symlink("/", src / "train/Acne/root")
+    os.symlink("../..", src / "train/Acne/up")
+    proc = run_tool("--src", src, "--dst", tmp_path / "dst", "--workers", "1", "--no-face", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["source"] for r in read_manifest(tmp_path / "dst")] == ["train/Acne/1.png"]
+    ignored = {i["path"]: i["reason"] for i in json.loads((tmp_path / "dst/build.json").read_text())["ignored_files"]}
+    assert "contains the source" in ignored["train/Acne/root"] and "contains the source" in ignored["train/Acne/up"]
+
+
+def test_destination_inside_the_source_through_a_bind_mount_is_refused(tmp_path):
+    from test_hardening import in_private_mount
+
+    src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image()})
+    before = tree_digest(src)
+    view = tmp_path / "view"
+    view.mkdir()
+    cmd = " ".join(f"'{a}'" for a in tool("--src", src, "--dst", view / "train/Acne/out", "--no-face"))
+    script = f"""
+        mount --bind '{src}' '{view}'
+        {cmd} > /dev/null 2> '{tmp_path}/bind.err'; echo $? > '{tmp_path}/bind.rc'
+    """
+    proc = in_private_mount(script, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "bind.rc").read_text().strip() == "2", (tmp_path / "bind.err").read_text()
+    assert "inside --src" in (tmp_path / "bind.err").read_text()
+    assert tree_digest(src) == before
