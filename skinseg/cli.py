@@ -203,14 +203,14 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
                          workers=workers or forkserver.available_cpus(), overwrite=overwrite,
                          shard=shard, sample=sample, image_timeout=image_timeout, retry_failed=retry_failed,
                          progress=not quiet and sys.stderr.isatty())
-    # The workers' fork server imports OpenCV and MediaPipe while this
-    # process imports them too (below), rather than after it.
-    forkserver.start(config.pipeline.may_use_mediapipe)
     _setup_logging()
     _last_signal[0] = signal.SIGINT
     # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        # The workers' fork server imports OpenCV and MediaPipe while this
+        # process imports them too (below), rather than after it.
+        forkserver.start(config.pipeline.may_use_mediapipe)
         from .build import BuildAborted, BuildError, BuildInterrupted, build
 
         try:
