@@ -12,19 +12,16 @@ import os
 import signal
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from test_hardening import dataset_files, in_private_mount, tool
+from test_process import _group_alive
 
-from conftest import REPO, make_dataset, read_manifest, run_cli, skin_image, tree_digest
-
-
-def tool(*args) -> list[str]:
-    return [sys.executable, str(REPO / "build_dataset.py"), *map(str, args)]
+from conftest import make_dataset, read_manifest, run_cli, skin_image, tree_digest
 
 
 def run_tool(*args, timeout=120, env_extra=None) -> subprocess.CompletedProcess:
@@ -121,14 +118,6 @@ def test_workers_are_capped_to_the_cpus_available(tmp_path):
     cpus = len(os.sched_getaffinity(0))
     assert f"--workers 1000 is more than the {cpus} CPU" in result.output
     assert json.loads((tmp_path / "dst/build.json").read_text())["run"]["workers"] == min(cpus, 4)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_workers_and_servers_exit_when_the_main_process_is_killed(tmp_path):
@@ -420,8 +409,6 @@ def test_outputs_in_flight_at_a_kill_are_removed_when_an_option_changes(tmp_path
 # ------------------------------------------------------------ full disk
 
 def test_full_disk_leaves_no_write_probe(tmp_path):
-    from test_hardening import in_private_mount
-
     src = make_dataset(tmp_path / "src", {"train/A/1.png": skin_image()})
     mnt = tmp_path / "mnt"
     mnt.mkdir()
@@ -440,8 +427,6 @@ def test_full_disk_leaves_no_write_probe(tmp_path):
 
 
 def test_full_disk_while_writing_the_final_files_presents_nothing_as_done(tmp_path):
-    from test_hardening import dataset_files
-
     src = make_dataset(tmp_path / "src", {f"train/A/{i}.png": skin_image(seed_offset=i) for i in range(5)})
     run_cli("--src", src, "--dst", tmp_path / "reference", "--workers", "1", "--quiet", "--no-face",
             "--kernel-size", "3")
@@ -499,8 +484,6 @@ def test_a_link_to_the_root_is_not_walked(tmp_path):
 
 
 def test_destination_inside_the_source_through_a_bind_mount_is_refused(tmp_path):
-    from test_hardening import in_private_mount
-
     src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image()})
     before = tree_digest(src)
     view = tmp_path / "view"
