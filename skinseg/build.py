@@ -246,10 +246,10 @@ def task_fingerprint(build_fingerprint: str, src: Path, source: str, class_id: i
     and output name."""
     try:
         st = (src / source).stat()
-        identity = f"{st.st_size}:{st.st_mtime_ns}"
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
     except OSError:
-        identity = "unreadable"
-    blob = "|".join((build_fingerprint, source, identity, str(class_id), stem))
+        stamp = "unreadable"
+    blob = "|".join((build_fingerprint, source, stamp, str(class_id), stem))
     return hashlib.sha256(name_bytes(blob)).hexdigest()[:16]
 
 
@@ -550,8 +550,8 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
     config, tasks = prepared.config, prepared.tasks
     assert config.shard is not None
     index, count = config.shard
-    identity = prepared.identity()
-    lines = [_json({"shard": index, "of": count, **identity})] + [_json(r.to_dict()) for r in records]
+    agreed = prepared.identity()
+    lines = [_json({"shard": index, "of": count, **agreed})] + [_json(r.to_dict()) for r in records]
     _write_text(_shard_file(config.dst, index, count), "\n".join(lines) + "\n")
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
@@ -561,7 +561,7 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
         except FileNotFoundError:
             return None     # not finished yet (or another shard has just merged everything)
         other = json.loads(first)
-        if any(other.get(key) != value for key, value in identity.items()):
+        if any(other.get(key) != value for key, value in agreed.items()):
             raise BuildError(f"shard {k}/{count} in {config.dst} was built with other parameters, class ids "
                              "(--classes) or source images; run every shard with the same options and --src")
         for row in rows:
