@@ -344,7 +344,7 @@ def _worker_count(requested: int, pending: int) -> int:
     (more only add memory and switching) nor than images to do."""
     cpus = available_cpus()
     if requested > cpus:
-        log.warning("--workers %d is more than the %d CPU%s available; using %d", requested, cpus,
+        log.warning("--workers %d is more than the %d CPU%s available: lowered to %d", requested, cpus,
                     "s" if cpus > 1 else "", cpus)
     return max(1, min(requested, cpus, pending))
 
