@@ -132,7 +132,9 @@ def _eye_contrast(ycc: np.ndarray, g: FaceGeometry, skin_y: float) -> float:
     eye_y = ycc[..., 0][eyes > 0]
     if not len(eye_y):
         return 0.0
-    black = float(np.percentile(ycc[::4, ::4, 0], 1))
+    # The black level counts only where the photo has some contrast: in a
+    # uniform close-up the darkest pixel is just noise away from the skin.
+    black = min(float(np.percentile(ycc[::4, ::4, 0], 1)), 0.5 * skin_y)
     return float((skin_y - np.percentile(eye_y, 10)) / max(skin_y - black, 1.0))
 
 

@@ -10,12 +10,14 @@ the same files as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -28,15 +30,21 @@ from . import __version__, outputs
 from .config import BuildConfig
 from .discover import (
     BACKGROUND_NAME,
+    KNOWN_SPLITS,
     DatasetError,
     Discovery,
     assign_class_ids,
     discover,
+    identity,
+    identity_chain,
     mask_dtype_name,
+    name_bytes,
     read_class_file,
 )
 from .face import plan_detector
+from .forkserver import available_cpus
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
+from .lock import Busy, destination_lock
 from .mesh import plan_mesher
 from .models import ModelUnavailable
 from .outputs import REPORT_DIR
@@ -50,6 +58,7 @@ from .pipeline import (
     OutputWriteError,
     Record,
     Runtime,
+    output_paths,
 )
 from .report import PER_CLASS as REPORT_PER_CLASS
 from .report import write_report
@@ -58,8 +67,8 @@ from .runner import WorkerStartError, run
 log = logging.getLogger("skinseg")
 
 STATE_DIR = ".skinseg"
-JOURNAL = "journal.jsonl"
 MANIFEST = "manifest.jsonl"
+PREVIOUS_MANIFEST = "manifest-previous.jsonl"     # in STATE_DIR while the new manifest is written
 BUILD_JSON = "build.json"
 CLASSES_TXT = "classes.txt"
 LEGEND = f"{PREVIEWS_DIR}/legend.png"
@@ -92,6 +101,8 @@ class BuildResult:
     ignored: list[tuple[str, str]] = field(default_factory=list)
     shard: Optional[tuple[int, int]] = None
     complete: bool = True          # False: a shard whose siblings have not all finished
+    workers: int = 1               # worker processes used
+    failed_reused: int = 0         # failed in an earlier run with the same inputs, not tried again
 
     def counts(self) -> dict[str, int]:
         c = Counter(r.status for r in self.records)
@@ -104,27 +115,28 @@ class BuildResult:
 
 # ------------------------------------------------------------------ checks
 
-def _is_within(inner: Path, outer: Path) -> bool:
-    return inner == outer or outer in inner.parents
-
-
-def is_skinseg_build(dst: Path) -> bool:
-    if (dst / STATE_DIR).is_dir():
-        return True
+def _manifest_is_ours(dst: Path) -> bool:
+    """Whether dst/manifest.jsonl is this tool's: its build.json says so."""
     try:
-        return json.loads((dst / BUILD_JSON).read_text()).get("tool") == "skinseg"
+        return json.loads((dst / BUILD_JSON).read_text(encoding="utf-8")).get("tool") == "skinseg"
     except (OSError, ValueError, AttributeError):
         return False
 
 
+def is_skinseg_build(dst: Path) -> bool:
+    return (dst / STATE_DIR).is_dir() or _manifest_is_ours(dst)
+
+
 def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
-    src_real, dst_real = src.resolve(), dst.resolve()
     if not src.is_dir():
         raise BuildError(f"--src {src} is not an existing folder")
-    if _is_within(dst_real, src_real):
-        raise BuildError(f"--dst {dst} is {'the same folder as' if dst_real == src_real else 'inside'} --src {src}: "
+    # By device and inode, folder by folder up to /: links and bind mounts
+    # cannot hide that one is inside the other.
+    src_id, dst_id = identity(src), identity(dst)
+    if src_id in identity_chain(dst):
+        raise BuildError(f"--dst {dst} is {'the same folder as' if dst_id == src_id else 'inside'} --src {src}: "
                          "the source is never written to; choose a destination outside it")
-    if _is_within(src_real, dst_real):
+    if dst_id is not None and dst_id in identity_chain(src):
         raise BuildError(f"--src {src} is inside --dst {dst}: building would overwrite the source; "
                          "choose a destination outside it")
     if dst.exists() and not dst.is_dir():
@@ -135,19 +147,23 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
 
 
 def _check_writable(dst: Path) -> None:
+    probe = dst / STATE_DIR / f".write-probe-{socket.gethostname()}-{os.getpid()}"
     try:
         (dst / STATE_DIR).mkdir(parents=True, exist_ok=True)
-        probe = dst / STATE_DIR / f".write-probe-{socket.gethostname()}-{os.getpid()}"
         probe.write_bytes(b"ok")
-        probe.unlink()
     except OSError as exc:
         raise BuildError(f"cannot write to --dst {dst}: {exc.strerror or exc}") from None
+    finally:
+        # On a full disk the probe is created but cannot be written to.
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 # ------------------------------------------------------------------ records
 
-def _read_jsonl(path: Path) -> list[dict]:
-    """Records of a manifest or journal; a line cut short by a kill is skipped."""
+def _read_jsonl(path: Path, key: str = "source") -> list[dict]:
+    """Rows (with `key`) of a manifest, journal or state file; a line cut
+    short by a kill is skipped."""
     rows = []
     try:
         with open(path, encoding="utf-8") as handle:
@@ -156,27 +172,39 @@ def _read_jsonl(path: Path) -> list[dict]:
                     row = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(row, dict) and "source" in row:
+                if isinstance(row, dict) and key in row:
                     rows.append(row)
     except OSError:
         pass
     return rows
 
 
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
+
+
 def _to_record(row: dict) -> Optional[Record]:
+    """The record a row holds, if it is one of this tool's (it has a fingerprint)."""
+    if not isinstance(row.get("fingerprint"), str) or not _FINGERPRINT.fullmatch(row["fingerprint"]):
+        return None
     try:
         return Record(**{k: row.get(k) for k in Record.__dataclass_fields__})
     except TypeError:
         return None
 
 
-def previous_records(dst: Path) -> dict[str, Record]:
-    """What earlier builds left: the final manifest, then finished shards and
-    journals of interrupted builds on top (newer)."""
-    found: dict[str, Record] = {}
+def _record_files(dst: Path) -> list[Path]:
+    """Where this tool recorded images, oldest first: the final manifest
+    (set aside while a build writes the new one), then finished shards and
+    the journals of interrupted builds."""
     state = dst / STATE_DIR
-    paths = [dst / MANIFEST, *sorted((state / "shards").glob("*.jsonl")), *sorted(state.glob("journal*.jsonl"))]
-    for path in paths:
+    return ([state / PREVIOUS_MANIFEST] + ([dst / MANIFEST] if _manifest_is_ours(dst) else [])
+            + sorted((state / "shards").glob("*.jsonl")) + sorted(state.glob("journal*.jsonl")))
+
+
+def previous_records(dst: Path) -> dict[str, Record]:
+    """What earlier builds left, newest record of each source."""
+    found: dict[str, Record] = {}
+    for path in _record_files(dst):
         for row in _read_jsonl(path):
             record = _to_record(row)
             if record is not None:
@@ -184,10 +212,34 @@ def previous_records(dst: Path) -> dict[str, Record]:
     return found
 
 
-def _outputs_complete(dst: Path, record: Record) -> bool:
-    if record.status == "skipped":
-        return True
-    return record.status == "written" and all((dst / p).is_file() for p in record.output_paths())
+_OUTPUT_PATH = re.compile(rf"({IMAGES_DIR}|{MASKS_DIR}|{PREVIEWS_DIR})/({'|'.join(KNOWN_SPLITS)})/"
+                          r"[\w\-][\w.\-]*\.(jpg|png)")
+
+
+def _written_outputs(dst: Path) -> set[str]:
+    """Every output this tool recorded writing, or starting to write, in dst:
+    image, mask and preview paths of every record and of every image that was
+    in progress when a build was killed.  Only paths in the tool's own form
+    (images|masks|masks_preview/<split>/<name>.jpg|png) count: never one
+    outside dst, nor another tool's file."""
+    claimed: set[str] = set()
+    for path in _record_files(dst):
+        for record in filter(None, map(_to_record, _read_jsonl(path))):
+            claimed.update(record.output_paths())
+    for path in (dst / STATE_DIR).glob("pending*.jsonl"):
+        for row in _read_jsonl(path, "pending"):
+            claimed.update(row.get("outputs") or ())
+    return {p for p in claimed if isinstance(p, str) and _OUTPUT_PATH.fullmatch(p)}
+
+
+def _reusable(dst: Path, record: Record, retry_failed: bool) -> bool:
+    """An earlier record with the current fingerprint stands, unless its
+    files went missing.  A failure stands too: the same input fails the same
+    way, and an image that crashed or hung its worker must not do it again
+    on every run (--retry-failed tries them again)."""
+    if record.status == "failed":
+        return not retry_failed
+    return record.status == "skipped" or all((dst / p).is_file() for p in record.output_paths())
 
 
 def task_fingerprint(build_fingerprint: str, src: Path, source: str, class_id: int, stem: str) -> str:
@@ -196,17 +248,20 @@ def task_fingerprint(build_fingerprint: str, src: Path, source: str, class_id: i
     and output name."""
     try:
         st = (src / source).stat()
-        identity = f"{st.st_size}:{st.st_mtime_ns}"
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
     except OSError:
-        identity = "unreadable"
-    blob = "|".join((build_fingerprint, source, identity, str(class_id), stem))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        stamp = "unreadable"
+    blob = "|".join((build_fingerprint, source, stamp, str(class_id), stem))
+    return hashlib.sha256(name_bytes(blob)).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------ build
 
 def _resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
-    pinned = read_class_file(config.classes_file) if config.classes_file else None
+    try:
+        pinned = read_class_file(config.classes_file) if config.classes_file else None
+    except DatasetError as exc:
+        raise BuildError(str(exc)) from None
     class_names, added = assign_class_ids(discovery.class_names, pinned)
     if added:
         log.warning("classes not in %s were appended with new ids: %s", config.classes_file,
@@ -270,18 +325,36 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _remove_stale_outputs(dst: Path, old: dict[str, Record], final: list[Record]) -> int:
-    """Delete outputs that earlier builds wrote and no current record claims
-    (source removed, now skipped, renamed format).  Files skinseg did not
-    write are never touched."""
+def _json(value: object, indent: Optional[int] = None) -> str:
+    """JSON text that is valid UTF-8 whatever the names in it.  A name that
+    is not UTF-8 holds surrogate escapes (as os functions give it); each
+    becomes a JSON \\udcXX escape, which json.loads turns back into the
+    same name."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _remove_stale_outputs(dst: Path, final: list[Record]) -> int:
+    """Delete outputs this tool wrote and no current record claims (source
+    removed, now skipped, another image format, in progress when a build was
+    killed).  Files skinseg did not write are never touched."""
     keep = {p for r in final for p in r.output_paths()}
     removed = 0
-    for record in old.values():
-        for relative in record.output_paths():
-            if relative not in keep and (dst / relative).is_file():
-                (dst / relative).unlink()
-                removed += 1
+    for relative in sorted(_written_outputs(dst) - keep):
+        if (dst / relative).is_file():
+            (dst / relative).unlink()
+            removed += 1
     return removed
+
+
+def _worker_count(requested: int, pending: int) -> int:
+    """The workers to start: no more than the CPUs this process may use
+    (more only add memory and switching) nor than images to do."""
+    cpus = available_cpus()
+    if requested > cpus:
+        log.warning("--workers %d is more than the %d CPU%s available: lowered to %d", requested, cpus,
+                    "s" if cpus > 1 else "", cpus)
+    return max(1, min(requested, cpus, pending))
 
 
 def in_shard(source: str, shard: Optional[tuple[int, int]]) -> bool:
@@ -290,7 +363,7 @@ def in_shard(source: str, shard: Optional[tuple[int, int]]) -> bool:
     if shard is None:
         return True
     index, count = shard
-    return int(hashlib.sha1(source.encode()).hexdigest()[:12], 16) % count == index - 1
+    return int(hashlib.sha1(name_bytes(source)).hexdigest()[:12], 16) % count == index - 1
 
 
 def sample_sources(discovery: Discovery, per_class: Optional[int]) -> Optional[set[str]]:
@@ -303,7 +376,7 @@ def sample_sources(discovery: Discovery, per_class: Optional[int]) -> Optional[s
         by_class[image.class_name].append(image.source)
     chosen = set()
     for sources in by_class.values():
-        chosen.update(sorted(sources, key=lambda s: hashlib.sha1(s.encode()).hexdigest())[:per_class])
+        chosen.update(sorted(sources, key=outputs.sample_key)[:per_class])
     return chosen
 
 
@@ -321,13 +394,36 @@ def _mark_report_sample(tasks: list[ImageTask]) -> list[ImageTask]:
     return [dataclasses.replace(t, thumbnails=True) if t.source in chosen else t for t in tasks]
 
 
-def _journal_name(shard: Optional[tuple[int, int]]) -> str:
-    # One journal per shard: shards on different machines never append to one file.
-    return JOURNAL if shard is None else f"journal-{shard[0]}-of-{shard[1]}.jsonl"
+def _state_name(kind: str, shard: Optional[tuple[int, int]]) -> str:
+    # One file per shard: shards on different machines never append to one file.
+    return f"{kind}.jsonl" if shard is None else f"{kind}-{shard[0]}-of-{shard[1]}.jsonl"
 
 
 def _shard_file(dst: Path, index: int, count: int) -> Path:
     return dst / STATE_DIR / "shards" / f"{index}-of-{count}.jsonl"
+
+
+@dataclass
+class _Prepared:
+    """Everything decided before the destination is locked."""
+
+    config: BuildConfig
+    discovery: Discovery
+    class_names: list[str]
+    mask_dtype: str
+    plans: ModelPlans
+    build_fingerprint: str
+    tasks: list[ImageTask]           # every image of the build (all shards)
+    started: float
+    started_at: str
+
+    def identity(self) -> dict:
+        """What the shards of one build agree on: parameters and models,
+        class ids, the images (not their contents: a shard on another
+        machine sees other modification times)."""
+        listing = "\n".join(f"{t.source}|{t.class_id}|{t.stem}" for t in self.tasks)
+        return {"build": self.build_fingerprint, "classes": self.class_names, "images": len(self.tasks),
+                "listing": hashlib.sha256(name_bytes(listing)).hexdigest()[:16]}
 
 
 def build(config: BuildConfig) -> BuildResult:
@@ -336,7 +432,7 @@ def build(config: BuildConfig) -> BuildResult:
     src, dst = config.src, config.dst
     check_paths(src, dst, config.overwrite)
     try:
-        discovery = discover(src)
+        discovery = discover(src, dst)
     except DatasetError as exc:
         raise BuildError(str(exc)) from None
     for warning in discovery.warnings:
@@ -346,10 +442,6 @@ def build(config: BuildConfig) -> BuildResult:
     mask_dtype = mask_dtype_name(len(class_names))
     plans = _plan_models(config)
     _check_writable(dst)
-    if config.shard is None:
-        # Leftovers of a killed build.  Shards skip this: a sibling shard may
-        # be writing its temp files right now; the merge removes them.
-        _remove_temp_files(dst)
 
     # The version is part of it: a new release may compute masks differently.
     build_fingerprint = hashlib.sha256(
@@ -359,7 +451,27 @@ def build(config: BuildConfig) -> BuildResult:
     tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
                        task_fingerprint(build_fingerprint, src, img.source, class_ids[img.class_name], img.stem))
              for img in discovery.images if sampled is None or img.source in sampled]
-    tasks = _mark_report_sample(tasks)
+    prepared = _Prepared(config, discovery, class_names, mask_dtype, plans, build_fingerprint,
+                         _mark_report_sample(tasks), started, started_at)
+    group = None
+    if config.shard is not None:
+        group = hashlib.sha256(_json([config.shard[1], prepared.identity()]).encode()).hexdigest()[:16]
+    try:
+        with destination_lock(dst / STATE_DIR, dst, group):
+            return _build_locked(prepared)
+    except Busy as exc:              # raised only on the way in: nothing was written
+        raise BuildError(str(exc)) from None
+
+
+def _build_locked(prepared: _Prepared) -> BuildResult:
+    """The build, once the destination is its own."""
+    config = prepared.config
+    src, dst = config.src, config.dst
+    if config.shard is None:
+        # Leftovers of a killed build.  Shards skip this: a sibling shard may
+        # be writing its temp files right now; the merge removes them.
+        _remove_temp_files(dst)
+    tasks = prepared.tasks
     mine = [t for t in tasks if in_shard(t.source, config.shard)]
 
     old = previous_records(dst)
@@ -368,27 +480,46 @@ def build(config: BuildConfig) -> BuildResult:
     for task in mine:
         previous = old.get(task.source)
         if (not config.overwrite and previous is not None and previous.fingerprint == task.fingerprint
-                and _outputs_complete(dst, previous)):
+                and _reusable(dst, previous, config.retry_failed)):
             final[task.source] = previous
         else:
             pending.append(task)
     reused = len(final)
+    failed_reused = sum(r.status == "failed" for r in final.values())
+    workers = _worker_count(config.workers, len(pending))
 
-    runtime = Runtime(src=src, dst=dst, config=config.pipeline, models=plans, mask_dtype=mask_dtype)
+    runtime = Runtime(src=src, dst=dst, config=config.pipeline, models=prepared.plans,
+                      mask_dtype=prepared.mask_dtype)
     from tqdm import tqdm
 
     bar = tqdm(total=len(mine), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
                dynamic_ncols=True, desc="building" if config.shard is None else f"shard {config.shard[0]}")
-    journal = open(dst / STATE_DIR / _journal_name(config.shard), "a", encoding="utf-8")
+    # What is about to be written, before it is: a build killed half-way
+    # through an image leaves files no record names, and these lines let a
+    # later build remove them.
+    extension = config.pipeline.output.image_extension
+    journal_path = dst / STATE_DIR / _state_name("journal", config.shard)
+    try:
+        with open(dst / STATE_DIR / _state_name("pending", config.shard), "a", encoding="utf-8") as handle:
+            handle.write("".join(_json({"pending": t.source, "outputs": output_paths(t, extension)}) + "\n"
+                                 for t in pending))
+        journal = open(journal_path, "a", encoding="utf-8")
+    except OSError as exc:
+        bar.close()
+        raise BuildAborted(f"cannot write to --dst {dst}: {exc.strerror or exc}; re-running the same command "
+                           "resumes") from None
 
     def on_record(record: Record) -> None:
         final[record.source] = record
-        journal.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-        journal.flush()
+        try:
+            journal.write(_json(record.to_dict()) + "\n")
+            journal.flush()
+        except OSError as exc:
+            raise OutputWriteError(f"cannot write {journal_path}: {exc.strerror or exc}") from None
         bar.update(1)
 
     try:
-        run(pending, runtime, config.workers, on_record)
+        run(pending, runtime, workers, on_record, config.image_timeout)
     except KeyboardInterrupt:
         raise BuildInterrupted(f"interrupted after {len(final)} of {len(mine)} images; "
                                "run the same command again to resume") from None
@@ -398,34 +529,36 @@ def build(config: BuildConfig) -> BuildResult:
     except WorkerStartError as exc:
         raise BuildAborted(str(exc)) from None
     finally:
-        journal.close()
+        with contextlib.suppress(OSError):     # a full disk: what it could not write is redone next time
+            journal.close()
         bar.close()
 
-    result = BuildResult(dst, [final[t.source] for t in mine], class_names, processed=len(pending),
-                         reused=reused, elapsed_seconds=time.monotonic() - started,
-                         warnings=list(discovery.warnings), ignored=discovery.ignored, shard=config.shard)
+    result = BuildResult(dst, [final[t.source] for t in mine], prepared.class_names, processed=len(pending),
+                         reused=reused, elapsed_seconds=time.monotonic() - prepared.started,
+                         warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
+                         shard=config.shard, workers=workers, failed_reused=failed_reused)
     try:
         if config.shard is not None:
-            all_records = _finish_shard(config, build_fingerprint, result.records, tasks)
+            all_records = _finish_shard(prepared, result.records)
             if all_records is None:
                 result.complete = False
                 return result
             result.records = all_records
-        _finalize(config, result, plans, mask_dtype, old, started_at)
+        _finalize(config, result, prepared.plans, prepared.mask_dtype, prepared.started_at)
     except OSError as exc:
         raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
                            "re-running the same command finishes them") from None
     return result
 
 
-def _finish_shard(config: BuildConfig, build_fingerprint: str, records: list[Record],
-                  tasks: list[ImageTask]) -> Optional[list[Record]]:
+def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[Record]]:
     """Save this shard's records; if every shard is done, return all records
     (this shard then writes the dataset files), else None."""
+    config, tasks = prepared.config, prepared.tasks
     assert config.shard is not None
     index, count = config.shard
-    header = {"shard": index, "of": count, "build": build_fingerprint, "images": len(tasks)}
-    lines = [json.dumps(header)] + [json.dumps(r.to_dict(), ensure_ascii=False) for r in records]
+    agreed = prepared.identity()
+    lines = [_json({"shard": index, "of": count, **agreed})] + [_json(r.to_dict()) for r in records]
     _write_text(_shard_file(config.dst, index, count), "\n".join(lines) + "\n")
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
@@ -435,9 +568,9 @@ def _finish_shard(config: BuildConfig, build_fingerprint: str, records: list[Rec
         except FileNotFoundError:
             return None     # not finished yet (or another shard has just merged everything)
         other = json.loads(first)
-        if other.get("build") != build_fingerprint or other.get("images") != len(tasks):
-            raise BuildError(f"shard {k}/{count} in {config.dst} was built with other parameters or another "
-                             "source listing; run every shard with the same options and --src")
+        if any(other.get(key) != value for key, value in agreed.items()):
+            raise BuildError(f"shard {k}/{count} in {config.dst} was built with other parameters, class ids "
+                             "(--classes) or source images; run every shard with the same options and --src")
         for row in rows:
             record = _to_record(json.loads(row))
             if record is not None:
@@ -458,15 +591,20 @@ def _model_name(path: Optional[str]) -> Optional[str]:
     return os.path.basename(path) if path else None
 
 
-def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans,
-              mask_dtype: str, old: dict[str, Record], started_at: str) -> None:
+def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans, mask_dtype: str,
+              started_at: str) -> None:
     dst = config.dst
     _remove_temp_files(dst)
-    _remove_stale_outputs(dst, old, result.records)
+    _remove_stale_outputs(dst, result.records)
+    state = dst / STATE_DIR
+    # The manifest is written last and, until then, the old one waits in
+    # .skinseg (still read for re-use): a build that cannot write these files
+    # (a full disk) leaves no manifest, so nothing half-done looks done.
+    if _manifest_is_ours(dst):
+        with contextlib.suppress(FileNotFoundError):       # another shard finishing set it aside
+            os.replace(dst / MANIFEST, state / PREVIOUS_MANIFEST)
     _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
     atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names), ".png"))
-    manifest = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in result.records)
-    _write_text(dst / MANIFEST, manifest)
     info = {
         "tool": "skinseg",
         "version": __version__,
@@ -489,14 +627,16 @@ def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans,
         # Everything above depends only on the source and the parameters;
         # "run" describes this particular run (or, sharded, the last shard's).
         "run": {"started_at": started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
-                "workers": config.workers, "processed": result.processed, "reused": result.reused,
+                "workers": result.workers, "processed": result.processed, "reused": result.reused,
                 "shard": list(config.shard) if config.shard else None},
     }
-    _write_text(dst / BUILD_JSON, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
+    _write_text(dst / BUILD_JSON, _json(info, indent=2) + "\n")
     write_report(dst, config.src, result.records, info)
+    _write_text(dst / MANIFEST, "".join(_json(r.to_dict()) + "\n" for r in result.records))
     # The dataset is complete: resume state is no longer needed.
-    state = dst / STATE_DIR
-    for leftover in list(state.glob("journal*.jsonl")) + list((state / "shards").glob("*.jsonl")):
+    leftovers = [state / PREVIOUS_MANIFEST, *state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"),
+                 *(state / "shards").glob("*.jsonl")]
+    for leftover in leftovers:
         try:
             leftover.unlink()
         except FileNotFoundError:

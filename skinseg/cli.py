@@ -6,7 +6,7 @@ Nothing here decides how images are processed; see build.py and pipeline.py.
 from __future__ import annotations
 
 import logging
-import os
+import math
 import signal
 import sys
 from pathlib import Path
@@ -41,6 +41,18 @@ class ShardType(click.ParamType):
         if not 1 <= k <= n:
             self.fail(f"{value!r}: K must be between 1 and N", param, ctx)
         return (k, n)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float range that refuses nan and inf: a range check lets nan
+    through (every comparison with it is false), and build.json could not
+    hold it (JSON has no nan)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class TripleType(click.ParamType):
@@ -79,13 +91,6 @@ def _fmt(t: tuple[int, int, int]) -> str:
     return ",".join(map(str, t))
 
 
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> None:
     for index, (a, b) in enumerate(zip(low, high)):
         if index == 0 and wrap_first:
@@ -119,9 +124,9 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               show_default=True, help="auto = MediaPipe when its model is available, else OpenCV's Haar cascade.")
 @click.option("--face-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe face detector .tflite (default: downloaded to the cache).")
-@click.option("--min-face-score", type=click.FloatRange(0, 1), default=_DEFAULTS.face.min_score, show_default=True,
+@click.option("--min-face-score", type=FiniteFloatRange(0, 1), default=_DEFAULTS.face.min_score, show_default=True,
               help="MediaPipe detections below this confidence are ignored.")
-@click.option("--face-margin", type=click.FloatRange(0, 5), default=_DEFAULTS.face.margin, show_default=True,
+@click.option("--face-margin", type=FiniteFloatRange(0, 5), default=_DEFAULTS.face.margin, show_default=True,
               help="Crop margin on each side, as a fraction of the face box size.")
 @click.option("--crop/--no-crop", default=True, show_default=True,
               help="Crop outputs to the face (--no-crop keeps detection but writes the whole image).")
@@ -142,9 +147,9 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 @click.option("--components", type=click.Choice(["largest", "all"]), default=None,
               help="Keep the largest skin region, or all regions above --min-component-area "
                    "[default: all; largest with --method rules, as the original].")
-@click.option("--min-component-area", type=click.FloatRange(0, 1), default=_DEFAULTS.cleanup.min_component_area,
+@click.option("--min-component-area", type=FiniteFloatRange(0, 1), default=_DEFAULTS.cleanup.min_component_area,
               show_default=True, help="With --components all: smallest region kept, as a fraction of the image.")
-@click.option("--min-skin-fraction", type=click.FloatRange(0, 1), default=_DEFAULTS.cleanup.min_skin_fraction,
+@click.option("--min-skin-fraction", type=FiniteFloatRange(0, 1), default=_DEFAULTS.cleanup.min_skin_fraction,
               show_default=True, help="Images with less skin than this fraction are skipped (and recorded).")
 @click.option("--background", type=click.Choice(["black", "transparent", "original"]),
               default=_DEFAULTS.output.background, show_default=True,
@@ -154,7 +159,12 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 @click.option("--max-pixels", type=click.IntRange(1), default=_DEFAULTS.max_pixels, show_default=True,
               help="Larger images are refused (recorded as failed) before decoding.")
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="Processes to use [default: all cores].")
+              help="Worker processes [default: all cores; at most the cores available].")
+@click.option("--image-timeout", type=FiniteFloatRange(0, min_open=True), default=BuildConfig.image_timeout,
+              show_default=True, metavar="SECONDS",
+              help="An image still being processed after this long is failed and its worker stopped.")
+@click.option("--retry-failed", is_flag=True,
+              help="Process again images that failed in an earlier run although nothing changed since.")
 @click.option("--shard", type=ShardType(), default=None,
               help="Do only part K of N of the work (N machines, one shared --dst); the last to finish writes "
                    "manifest.jsonl and build.json.")
@@ -169,7 +179,8 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
          face_mesh: bool, mesh_model: Optional[Path],
          kernel_size: int, morph_iterations: int, components: Optional[str],
          min_component_area: float, min_skin_fraction: float, background: str, image_format: str,
-         max_pixels: int, workers: Optional[int], shard: Optional[tuple[int, int]], sample: Optional[int],
+         max_pixels: int, workers: Optional[int], image_timeout: float, retry_failed: bool,
+         shard: Optional[tuple[int, int]], sample: Optional[int],
          overwrite: bool, quiet: bool) -> None:
     """Turn a skin classification dataset into a skin segmentation dataset.
 
@@ -196,18 +207,17 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
         max_pixels=max_pixels,
     )
     config = BuildConfig(src=src, dst=dst, pipeline=pipeline, classes_file=classes_file,
-                         workers=workers or _default_workers(), overwrite=overwrite,
-                         shard=shard, sample=sample,
+                         workers=workers or forkserver.available_cpus(), overwrite=overwrite,
+                         shard=shard, sample=sample, image_timeout=image_timeout, retry_failed=retry_failed,
                          progress=not quiet and sys.stderr.isatty())
-    if config.workers > 1:
-        # The workers' fork server imports OpenCV and MediaPipe while this
-        # process imports them too (below), rather than after it.
-        forkserver.start(config.pipeline.may_use_mediapipe)
     _setup_logging()
     _last_signal[0] = signal.SIGINT
     # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        # The workers' fork server imports OpenCV and MediaPipe while this
+        # process imports them too (below), rather than after it.
+        forkserver.start(config.pipeline.may_use_mediapipe)
         from .build import BuildAborted, BuildError, BuildInterrupted, build
 
         try:
@@ -256,6 +266,7 @@ def _setup_logging() -> None:
 
 def summary(result: BuildResult) -> str:
     """A few lines: totals, per split, what failed and where to look."""
+    from .discover import printable
     counts = result.counts()
     if not result.complete:
         k, n = result.shard
@@ -272,9 +283,12 @@ def summary(result: BuildResult) -> str:
         lines.append(f"  {split:<6} {c['written']} written, {c['skipped']} skipped, {c['failed']} failed")
     failed = [r for r in result.records if r.status == "failed"]
     for r in failed[:10]:
-        lines.append(f"  failed: {r.source}: {r.reason}")
+        lines.append(f"  failed: {printable(r.source)}: {r.reason}")
     if len(failed) > 10:
         lines.append(f"  ... and {len(failed) - 10} more failed")
+    if result.failed_reused:
+        lines.append(f"  {result.failed_reused} of the failed images failed in an earlier run and were not tried "
+                     "again (nothing changed); --retry-failed tries them again")
     if result.ignored:
         lines.append(f"  {len(result.ignored)} non-image files ignored (listed in build.json)")
     lines.append(f"  classes: {len(result.class_names)} -> {result.dst / 'classes.txt'}; "

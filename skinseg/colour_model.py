@@ -69,9 +69,11 @@ class ColourModel:
 
 def fit(seed_ycc: np.ndarray, y_widen: float, chroma_floor: float, y_widen_below: Optional[float] = None,
         max_samples: int = 2000) -> Optional[ColourModel]:
-    """chroma_floor: the smallest chroma spread, in Cr/Cb units.  Robust fit to (N, 3) uint8 YCrCb seed pixels: start at the median, then
+    """Robust fit to (N, 3) uint8 YCrCb seed pixels: start at the median, then
     three passes that drop pixels beyond the 99 % chi-square bound (a fringe
-    or a beard in the seed region is a minority and is trimmed away)."""
+    or a beard in the seed region is a minority and is trimmed away).
+    chroma_floor: the smallest chroma spread, in Cr/Cb units; y_widen (and
+    y_widen_below, below the mean) widen the luminance spread."""
     if len(seed_ycc) < 20:
         return None
     if len(seed_ycc) > max_samples:

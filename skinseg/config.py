@@ -115,3 +115,7 @@ class BuildConfig:
     progress: bool = True                # tqdm bar (the CLI turns it off when not a TTY)
     shard: Optional[tuple[int, int]] = None   # (k, n): this run does shard k of n, 1-based
     sample: Optional[int] = None         # only this many images per class (quick look)
+    # A 100-megapixel photo takes about 4 s on the team's machine: an image
+    # still running after this is stuck, and its worker is stopped.
+    image_timeout: float = 120.0         # seconds per image
+    retry_failed: bool = False           # process again images that failed with unchanged inputs

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .imageio import NotReadable, read_regular_file
+
 KNOWN_SPLITS = ("train", "valid", "val", "test")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 BACKGROUND_NAME = "background"
@@ -45,7 +47,10 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _identity(path: Path) -> Optional[tuple[int, int]]:
+Identity = tuple[int, int]      # (device, inode): one folder, whatever path, link or mount leads to it
+
+
+def identity(path: Path) -> Optional[Identity]:
     try:
         st = path.stat()
     except OSError:
@@ -53,12 +58,35 @@ def _identity(path: Path) -> Optional[tuple[int, int]]:
     return (st.st_dev, st.st_ino)
 
 
-def _walk_files(root: Path, seen: set[tuple[int, int]]) -> Iterable[Path]:
-    """Every non-hidden file below root, following directory symlinks.
+def identity_chain(path: Path) -> list[Identity]:
+    """The identities of path (if it exists) and of every folder above it."""
+    resolved = path.resolve()
+    return [i for i in map(identity, [resolved, *resolved.parents]) if i is not None]
 
-    A folder whose identity (device, inode) is in `seen` is not entered again,
-    so a symlink loop, or a link back to another class or split, ends instead
-    of recursing forever or listing the same images twice.
+
+def _folders_below(root: Path) -> set[Identity]:
+    """The identities of root and of every folder inside it (links not followed)."""
+    found = set()
+    for folder, _dirs, _files in os.walk(root):
+        if (i := identity(Path(folder))) is not None:
+            found.add(i)
+    return found
+
+
+NOT_SOURCE = "the destination (--dst), or a folder in it, reached through a link or mount: not read as source"
+CONTAINS_SOURCE = "a link to a folder that contains the source (such as / or ..): not followed"
+READ_ALREADY = "a folder already read, reached again through a link (a loop, or a second way to the same images)"
+
+
+def _walk(root: Path, seen: set[Identity], refused: dict[Identity, str]) -> Iterable[tuple[Path, Optional[str]]]:
+    """Every non-hidden file below root, as (path, None), following links to
+    folders; and every folder not entered, as (path, why).
+
+    A folder is entered once (by device and inode), so a symlink loop, or a
+    link back to another class or split, ends instead of recursing forever
+    or listing the same images twice.  Folders in `refused` are not entered:
+    the destination (outputs must not come back as sources) and folders that
+    contain the source (a link to / would walk the whole file system).
     """
     stack = [root]
     while stack:
@@ -76,15 +104,55 @@ def _walk_files(root: Path, seen: set[tuple[int, int]]) -> Iterable[Path]:
             except OSError:
                 is_dir = False
             if not is_dir:
-                yield path
+                yield path, None
                 continue
-            identity = _identity(path)
-            if identity is not None and identity not in seen:
-                seen.add(identity)
-                stack.append(path)
+            folder = identity(path)
+            if folder is None:
+                continue
+            why = refused.get(folder) or (READ_ALREADY if folder in seen else None)
+            if why:
+                yield path, why
+                continue
+            seen.add(folder)
+            stack.append(path)
 
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
+# Output names are at most this long (UTF-8 bytes; 255 is the usual limit of
+# a file name), leaving room for the extension and the temporary name a file
+# is written under first (".<name>.skinseg-tmp-XXXXXXXX").
+MAX_STEM_BYTES = 229
+
+
+def name_bytes(name: str) -> bytes:
+    """The bytes of a file or folder name as os functions gave it: bytes that
+    are not UTF-8 come back from their surrogate escapes.  For hashing."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+def printable(name: str) -> str:
+    """A name as text for people: bytes that are not UTF-8 as \\xNN."""
+    return name_bytes(name).decode("utf-8", "backslashreplace")
+
+
+def class_name(text: str) -> str:
+    """The class a folder name (or a line of classes.txt) names.  The same
+    rule on both sides is what makes classes.txt round-trip: bytes that are
+    not UTF-8 as \\xNN (a class name is text: it is written to classes.txt),
+    NFC (macOS writes names decomposed: one name, one class), and no
+    surrounding white space (invisible, and lost by editors)."""
+    return unicodedata.normalize("NFC", printable(text)).strip()
+
+
+def class_name_problem(name: str) -> Optional[str]:
+    """Why name cannot be a line of classes.txt, or None."""
+    if not name:
+        return "is empty or only white space"
+    if name == BACKGROUND_NAME:
+        return f"is '{BACKGROUND_NAME}', the name classes.txt gives id 0 (not skin)"
+    if any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in name):
+        return "contains a line break or another control character"
+    return None
 
 
 def safe_name(text: str) -> str:
@@ -93,6 +161,15 @@ def safe_name(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     cleaned = _UNSAFE.sub("_", text).strip("._")
     return cleaned or "_"
+
+
+def _fit(stem: str, source: str) -> str:
+    """stem, or, when too long for a file name, its start and a hash of the
+    source (unique, as the source path is)."""
+    if len(name_bytes(stem)) <= MAX_STEM_BYTES:
+        return stem
+    start = name_bytes(stem)[:MAX_STEM_BYTES - 17].decode("utf-8", "ignore")
+    return f"{start}-{hashlib.sha1(name_bytes(source)).hexdigest()[:16]}"
 
 
 def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
@@ -104,10 +181,10 @@ def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
     so the result does not depend on which one was seen first.
     """
     readable: dict[str, str] = {}
-    for source, _split, class_name in items:
+    for source, _split, name in items:
         below_class = source.split("/", 2)[2]
         without_ext = below_class.rsplit(".", 1)[0]
-        readable[source] = safe_name(class_name) + "__" + safe_name(without_ext.replace("/", "__"))
+        readable[source] = safe_name(name) + "__" + safe_name(without_ext.replace("/", "__"))
     counts: dict[tuple[str, str], int] = {}
     for source, split, _ in items:
         key = (split, readable[source].casefold())  # case-insensitive file systems exist
@@ -116,31 +193,49 @@ def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
     for source, split, _ in items:
         stem = readable[source]
         if counts[(split, stem.casefold())] > 1:
-            stem += "-" + hashlib.sha1(source.encode()).hexdigest()[:8]
-        stems[source] = stem
+            stem += "-" + hashlib.sha1(name_bytes(source)).hexdigest()[:8]
+        stems[source] = _fit(stem, source)
     return stems
 
 
-def discover(src: Path) -> Discovery:
-    """List every image under the split/class folders of src, sorted."""
+def discover(src: Path, dst: Optional[Path] = None) -> Discovery:
+    """List every image under the split/class folders of src, sorted.
+
+    Links to folders are followed (a dataset assembled from links keeps
+    working), each folder once, except into dst and into a folder that
+    contains src; what is not followed is listed as ignored, with why.
+    """
     if not src.is_dir():
         raise DatasetError(f"source folder {src} does not exist or is not a folder")
+    refused = dict.fromkeys(identity_chain(src), CONTAINS_SOURCE)
+    if dst is not None and dst.is_dir():
+        refused.update(dict.fromkeys(_folders_below(dst), NOT_SOURCE))
     warnings: list[str] = []
     ignored: list[tuple[str, str]] = []
     found: list[tuple[str, str, str]] = []
     class_names: set[str] = set()
+
+    def folders(parent: Path, where: str) -> Iterable[os.DirEntry]:
+        """The usable folders in parent; files and refused folders go to ignored."""
+        for entry in sorted(os.scandir(parent), key=lambda e: e.name):
+            relative = f"{where}{entry.name}"
+            if _is_hidden(entry.name):
+                continue
+            if not entry.is_dir():
+                ignored.append((relative, "file at the top level of the source, outside any split folder" if not where
+                                else "file directly in a split folder, outside any class folder"))
+            elif why := refused.get(identity(Path(entry.path))):
+                ignored.append((relative, why))
+            else:
+                yield entry
+
     split_dirs = []
-    for entry in sorted(os.scandir(src), key=lambda e: e.name):
-        if _is_hidden(entry.name):
-            continue
-        if not entry.is_dir():
-            ignored.append((entry.name, "file at the top level of the source, outside any split folder"))
-            continue
+    for entry in folders(src, ""):
         if entry.name in KNOWN_SPLITS:
             split_dirs.append(entry.name)
         else:
             warnings.append(
-                f"top-level folder '{entry.name}' is not a split ({', '.join(KNOWN_SPLITS)}); "
+                f"top-level folder '{printable(entry.name)}' is not a split ({', '.join(KNOWN_SPLITS)}); "
                 "its images are not used"
             )
     if not split_dirs:
@@ -150,27 +245,29 @@ def discover(src: Path) -> Discovery:
         )
     if "val" in split_dirs and "valid" in split_dirs:
         warnings.append("both 'val' and 'valid' exist; they are kept as two separate splits")
-    class_dirs: list[tuple[str, Path]] = []
+    class_dirs: list[tuple[str, Path, str]] = []
     for split in split_dirs:
-        for entry in sorted(os.scandir(src / split), key=lambda e: e.name):
-            if _is_hidden(entry.name):
-                continue
-            if not entry.is_dir():
-                ignored.append((f"{split}/{entry.name}", "file directly in a split folder, outside any class folder"))
-                continue
-            class_dirs.append((split, Path(entry.path)))
+        for entry in folders(src / split, f"{split}/"):
+            name = class_name(entry.name)
+            problem = class_name_problem(name)
+            if problem:
+                raise DatasetError(f"class folder {split}/{printable(entry.name)!r} cannot be a class: its name "
+                                   f"{problem}; rename the folder")
+            class_dirs.append((split, Path(entry.path), name))
     # Folders that are splits or classes themselves are never entered through a link.
-    seen = {i for i in (_identity(p) for p in [src] + [src / s for s in split_dirs] + [d for _, d in class_dirs])
+    seen = {i for i in (identity(p) for p in [src] + [src / s for s in split_dirs] + [d for _, d, _ in class_dirs])
             if i is not None}
-    for split, class_dir in class_dirs:
-        class_names.add(class_dir.name)
-        for path in _walk_files(class_dir, seen):
-                relative = path.relative_to(src).as_posix()
-                if path.suffix.lower() in IMAGE_EXTENSIONS:
-                    found.append((relative, split, class_dir.name))
-                else:
-                    ignored.append((relative, "not an image file name (extension is not one of "
-                                    + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
+    for split, class_dir, name in class_dirs:
+        class_names.add(name)
+        for path, why in _walk(class_dir, seen, refused):
+            relative = path.relative_to(src).as_posix()
+            if why:
+                ignored.append((relative, why))
+            elif path.suffix.lower() in IMAGE_EXTENSIONS:
+                found.append((relative, split, name))
+            else:
+                ignored.append((relative, "not an image file name (extension is not one of "
+                                + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
     found.sort()
     stems = _output_stems(found)
     images = [SourceImage(source, split, cls, stems[source]) for source, split, cls in found]
@@ -178,23 +275,36 @@ def discover(src: Path) -> Discovery:
     return Discovery(images, sorted(class_names), ignored, warnings)
 
 
+CLASS_FILE_LIMIT = 64 * 2**20     # far more than 65535 names
+
+
 def read_class_file(path: Path) -> list[str]:
-    """Read a classes.txt: line N is the name of id N, line 0 is 'background'."""
+    """Read a classes.txt: line N is the name of id N, line 0 is 'background'.
+    Names are read as class_name() reads folder names."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read class file {path}: {exc}") from exc
-    names = [line.strip() for line in lines]
+        data = read_regular_file(path, CLASS_FILE_LIMIT)
+    except NotReadable as exc:
+        raise DatasetError(f"class file {path}: {exc}") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read class file {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"class file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    names = [class_name(line) for line in text.removeprefix("\ufeff").split("\n")]    # a BOM: Windows editors
     while names and not names[-1]:
         names.pop()
-    if not names or names[0] != BACKGROUND_NAME:
+    if not names:
+        raise DatasetError(f"class file {path} is empty; line 0 must be '{BACKGROUND_NAME}' (line N names class id N)")
+    if names[0] != BACKGROUND_NAME:
         raise DatasetError(
             f"class file {path}: line 0 must be '{BACKGROUND_NAME}' (line N names class id N)"
         )
     classes = names[1:]
     for index, name in enumerate(classes, start=1):
-        if not name:
-            raise DatasetError(f"class file {path}: line {index} is empty; every id needs a name")
+        problem = class_name_problem(name)
+        if problem:
+            raise DatasetError(f"class file {path}: line {index} {problem}; every id needs a name of its own")
     duplicates = sorted({n for n in classes if classes.count(n) > 1})
     if duplicates:
         raise DatasetError(f"class file {path}: names listed twice: {', '.join(duplicates)}")

@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
+import multiprocessing.resource_tracker
+import os
 import signal
-import threading
 from multiprocessing.context import BaseContext
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. a SLURM
+    allocation), or all of them where that cannot be asked."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def worker_context(preload_mediapipe: bool) -> BaseContext:
@@ -37,14 +47,13 @@ def start(preload_mediapipe: bool) -> None:
     if worker_context(preload_mediapipe).get_start_method() != "forkserver":
         return
     # A Ctrl-C while the server imports would print its KeyboardInterrupt
-    # traceback.  An ignored signal stays ignored across exec (and Python
-    # keeps it so), so the server starts with SIGINT ignored; it ignores
-    # SIGINT once running anyway.  Only the main thread may change handlers.
-    if threading.current_thread() is not threading.main_thread():
-        multiprocessing.forkserver.ensure_running()
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # traceback.  A blocked signal stays blocked across fork and exec, so the
+    # server starts with SIGINT blocked (it ignores SIGINT once running); here
+    # a Ctrl-C meanwhile waits and is delivered after, never lost.  The
+    # resource tracker goes first: it blocks and unblocks SIGINT itself.
+    multiprocessing.resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         multiprocessing.forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -20,6 +21,8 @@ from typing import BinaryIO, Iterator, Optional
 
 import cv2
 import numpy as np
+
+from . import _faults
 
 TEMP_MARKER = ".skinseg-tmp-"
 
@@ -33,6 +36,7 @@ def _file_mode() -> int:
 
 FILE_MODE = _file_mode()
 MIN_SIDE = 16      # smaller images carry no usable skin region (and break morphology)
+MAX_SIDE = 65500   # the longest side a JPEG can have (the skin-only image is a JPEG by default)
 
 
 class ImageReadError(Exception):
@@ -46,26 +50,38 @@ class Header:
 
 
 def _jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
-    i = 2
-    n = len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:            # fill byte
+    """(width, height) from the frame header (SOF), found as libjpeg finds it:
+    bytes before a marker that are not 0xFF are skipped (libjpeg warns about
+    "extraneous bytes" and decodes anyway), so a stray byte cannot hide the
+    frame header from this check.  None when no SOF comes before the scan
+    data (SOS) or the end of the file."""
+    i, n = 2, len(data)
+    while i < n:
+        if data[i] != 0xFF:             # garbage between segments: resynchronise on the next 0xFF
             i += 1
             continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        while i < n and data[i] == 0xFF:    # fill bytes
+            i += 1
+        if i >= n:
+            return None
+        marker = data[i]
+        i += 1
+        if marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            continue                    # no length field (0x00: a stuffed byte, skipped like garbage)
+        if marker in (0xD9, 0xDA):      # EOI, or SOS before any frame header
+            return None
+        if i + 2 > n:
+            return None
+        length = struct.unpack(">H", data[i:i + 2])[0]
         # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > n:
+            if i + 7 > n:
                 return None
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            height, width = struct.unpack(">HH", data[i + 3:i + 7])
             return width, height
-        i += 2 + length
+        if length < 2:
+            return None
+        i += length
     return None
 
 
@@ -178,15 +194,21 @@ def decode_image(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
     Other formats ignore it.
     """
     header = sniff(data)
-    if header.size is not None:
-        width, height = header.size
-        if width <= 0 or height <= 0:
-            raise ImageReadError(f"the {header.format.upper()} header declares an empty image ({width}x{height})")
-        if width * height > max_pixels:
-            raise ImageReadError(
-                f"the image is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the limit of "
-                f"{max_pixels / 1e6:.0f} megapixels (--max-pixels); not decoded"
-            )
+    if header.size is None:
+        # Without a size the --max-pixels check cannot be made before decoding.
+        raise ImageReadError(f"the {header.format.upper()} header does not give the image size "
+                             "(damaged or unusual file); not decoded")
+    width, height = header.size
+    if width <= 0 or height <= 0:
+        raise ImageReadError(f"the {header.format.upper()} header declares an empty image ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"the image is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the limit of "
+            f"{max_pixels / 1e6:.0f} megapixels (--max-pixels); not decoded"
+        )
+    if max(width, height) > MAX_SIDE:
+        raise ImageReadError(f"the image is {width}x{height} pixels; a side longer than {MAX_SIDE} pixels "
+                             "cannot be written as JPEG (its limit), and is no photo of skin; not decoded")
     damage = _damage(header, data)
     if damage:
         raise ImageReadError(damage)
@@ -229,18 +251,60 @@ def downscaled(bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale
 
 
+class NotReadable(Exception):
+    """A path that must not be read as a file: not a regular file, or too
+    large.  str(exc) says why."""
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _require_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+        raise NotReadable(f"not a regular file: this is {kind}; not read")
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    Anything else is refused before it is read: a named pipe would block
+    forever and a link to /dev/zero never ends.  The file is opened
+    non-blocking (a pipe swapped in after the check cannot block the open)
+    and checked again once open.  Raises NotReadable, or OSError as open()
+    does.
+    """
+    _require_regular(os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        _require_regular(st.st_mode)
+        data = handle.read(limit + 1) if st.st_size <= limit else b""
+    if st.st_size > limit or len(data) > limit:
+        raise NotReadable(f"the file is {max(st.st_size, len(data)) / 1e6:.0f} MB, more than {limit / 1e6:.0f} MB; "
+                          "not read")
+    return data
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file an image of max_pixels can plausibly be: 8 bytes a
+    pixel (16-bit RGBA, uncompressed) plus room for metadata."""
+    return 8 * max_pixels + 64 * 2**20
+
+
 def read_image(path: Path, max_pixels: int, reduce: int = 1) -> np.ndarray:
     """Read a source image file; see decode_image."""
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path, max_file_bytes(max_pixels))
+    except NotReadable as exc:
+        raise ImageReadError(str(exc)) from None
     except FileNotFoundError:
         if path.is_symlink():
             raise ImageReadError("broken symbolic link: its target does not exist") from None
         raise ImageReadError("the file disappeared before it could be read") from None
     except PermissionError:
         raise ImageReadError("permission denied: the file cannot be read") from None
-    except IsADirectoryError:
-        raise ImageReadError("this is a folder, not a file") from None
     except OSError as exc:
         raise ImageReadError(f"the file could not be read: {exc.strerror or exc}") from None
     return decode_image(data, max_pixels, reduce)
@@ -268,6 +332,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     fd, temp = tempfile.mkstemp(prefix="." + path.name + TEMP_MARKER, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            _faults.before_write(str(path))
             yield handle
             os.fchmod(handle.fileno(), FILE_MODE)
         os.replace(temp, path)

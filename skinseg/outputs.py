@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
+import re
 
 import cv2
 import numpy as np
 
+from .discover import name_bytes
 from .imageio import encode_indexed_png, grey_png_with_palette
 
 # Kelly's colours of maximum contrast, without white and black (black is
@@ -95,14 +97,22 @@ OVERLAY_OPACITY = 0.5
 
 def sample_key(source: str) -> str:
     """The report's sampling order: stable when other images are added or removed."""
-    return hashlib.sha1(source.encode()).hexdigest()
+    return hashlib.sha1(name_bytes(source)).hexdigest()
 
 
 def thumbnail_paths(source: str, fingerprint: str) -> dict[str, str]:
     """dst-relative thumbnail paths.  Named after the image's fingerprint, which
     changes whenever its outputs do, so an existing thumbnail is up to date."""
-    key = hashlib.sha1(f"{THUMB_VERSION}|{source}|{fingerprint}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(name_bytes(f"{THUMB_VERSION}|{source}|{fingerprint}")).hexdigest()[:16]
     return {kind: f"{THUMBS_DIR}/{key}_{kind}.jpg" for kind in THUMB_KINDS}
+
+
+_THUMB_NAME = re.compile(rf"[0-9a-f]{{16}}_({'|'.join(THUMB_KINDS)})\.jpg")
+
+
+def is_thumbnail_name(name: str) -> bool:
+    """Whether a file name in THUMBS_DIR is one thumbnail_paths gives."""
+    return _THUMB_NAME.fullmatch(name) is not None
 
 
 def thumbnail_size(width: int, height: int) -> tuple[int, int]:

@@ -30,13 +30,15 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
-from .imageio import REDUCED_DECODE, TEMP_MARKER, ImageReadError, atomic_write_bytes, encode_image, read_image
+from .discover import printable
+from .imageio import REDUCED_DECODE, ImageReadError, atomic_write_bytes, encode_image, read_image
 from .outputs import (
-    REPORT_DIR,
     THUMB_KINDS,
     THUMB_QUALITY,
     THUMB_SIDE,
+    THUMBS_DIR,
     class_color,
+    is_thumbnail_name,
     sample_key,
     thumbnail_images,
     thumbnail_paths,
@@ -80,7 +82,7 @@ def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_cl
     path = dst / REPORT_HTML
     atomic_write_bytes(path, page.encode("utf-8"))
     keep = {dst / name for names in thumbs.values() if names for name in names.values()}
-    _remove_unreferenced(dst / REPORT_DIR, keep)
+    _remove_unreferenced(dst / THUMBS_DIR, keep)
     return path
 
 
@@ -187,14 +189,17 @@ def _thumbnails(dst: Path, src: Path, record: Record, max_pixels: int) -> Option
 
 
 def _remove_unreferenced(folder: Path, keep: set[Path]) -> None:
-    """Delete files below dst/report/ that this report does not use (left by earlier builds).
-    Temp files are left alone: two shards finishing at once both write the report, and one must
-    not delete the other's write in progress; the build's temp-file clean-up removes leftovers."""
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            path = Path(root) / name
-            if path not in keep and TEMP_MARKER not in name:
-                path.unlink()
+    """Delete thumbnails in folder that this report does not use (rendered for
+    earlier builds).  Only files named as thumbnails are: a user's notes stay,
+    and so does a write in progress (two shards finishing at once both write
+    the report; the build's temp-file clean-up removes leftovers)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if is_thumbnail_name(entry.name) and entry.is_file(follow_symlinks=False) and Path(entry.path) not in keep:
+            os.unlink(entry.path)
 
 
 # ------------------------------------------------------------------ html
@@ -224,7 +229,7 @@ details{margin:6px 0}summary{cursor:pointer}
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _url(relative: str) -> str:

@@ -1,30 +1,55 @@
-"""Run `process_image` over many tasks: in this process, or in a pool of
-worker processes that each open their models once.
+"""Run `process_image` over many tasks, each image in a worker process.
 
-A worker that dies (segfault in a native library, out-of-memory kill) breaks
-a process pool.  The runner then starts a new pool and replays the images
-that were in flight one at a time, so the one that kills its worker again is
-identified and recorded as failed while every other image is processed.
+Images are never processed in the main process, whatever --workers says: a
+file that crashes a native library, exhausts memory or never finishes costs
+its own image, not the build.  Each worker holds one task at a time, so the
+runner knows which image every worker is on and since when:
+
+- a worker that dies (segfault in a native library, out-of-memory kill) fails
+  exactly its image, and a new worker takes its place;
+- an image still running after the time limit (--image-timeout) has its
+  worker killed and is recorded as failed;
+- workers exit as soon as the main process is gone, even after a SIGKILL:
+  each watches a pipe that only the main process holds open.  The fork
+  server and multiprocessing's resource tracker then exit too (they stay
+  up only while a process that uses them is alive).
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
 import contextlib
+import math
 import os
 import signal
 import threading
+import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable, Iterator, Optional
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Callable, Iterator, Optional
 
 from . import _faults
 from .forkserver import worker_context
 from .pipeline import Engines, ImageTask, OutputWriteError, Record, Runtime, open_engines, process_image
 
 OnRecord = Callable[[Record], None]
+
+CRASHED = ("the worker process crashed while processing this image (native library fault or out of memory); "
+           "the rest of the build went on")
+START_FAILED = ("worker processes exit as soon as they start (when calling skinseg from a script, call build() "
+                "under `if __name__ == \"__main__\":`)")
+
+
+def failed_record(task: ImageTask, reason: str) -> Record:
+    return Record(task.source, task.split, task.class_name, task.class_id, "failed", reason=reason,
+                  fingerprint=task.fingerprint)
+
+
+def timed_out_reason(seconds: float) -> str:
+    return (f"processing took longer than the limit of {seconds:g} s (--image-timeout); "
+            "the worker was stopped and the rest of the build went on")
 
 
 def process_safely(task: ImageTask, runtime: Runtime, engines: Engines) -> Record:
@@ -37,81 +62,70 @@ def process_safely(task: ImageTask, runtime: Runtime, engines: Engines) -> Recor
         raise
     except Exception as exc:   # noqa: BLE001 - reported per image, with its type
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        return Record(task.source, task.split, task.class_name, task.class_id, "failed",
-                      reason=f"internal error while processing this image: {type(exc).__name__}: {exc} "
-                             f"(at {os.path.basename(where.filename)}:{where.lineno}; please report it)",
-                      fingerprint=task.fingerprint)
+        return failed_record(task, f"internal error while processing this image: {type(exc).__name__}: {exc} "
+                                   f"(at {os.path.basename(where.filename)}:{where.lineno}; please report it)")
 
 
-def crashed_record(task: ImageTask) -> Record:
-    return Record(task.source, task.split, task.class_name, task.class_id, "failed",
-                  reason="the worker process crashed while processing this image (native library fault or "
-                         "out of memory); the rest of the build went on",
-                  fingerprint=task.fingerprint)
+class WorkerStartError(Exception):
+    """Workers cannot start or open their models; the build cannot go on."""
 
 
 # ------------------------------------------------------------ worker side
 
-_worker_runtime: Optional[Runtime] = None
-_worker_engines: Optional[Engines] = None
-_worker_start_error: Optional[str] = None
+def _exit_with_parent(alive: Connection) -> None:
+    """Exit the moment the main process is gone: nothing is ever sent on
+    `alive`, whose other end only the main process holds, so the read ends
+    (EOF) exactly when it exits or is killed."""
+    def watch() -> None:
+        try:
+            alive.recv()
+        except (EOFError, OSError):
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="skinseg-parent-watch", daemon=True).start()
 
 
-class WorkerStartError(Exception):
-    """Workers cannot open their models; the build cannot go on."""
-
-
-def _worker_init(runtime: Runtime, limit_threads: bool, environ: dict[str, str]) -> None:
-    global _worker_runtime, _worker_engines
-    # The fork server lives as long as the parent and was started by its
-    # first pool: take the parent's environment as it is now, as a spawned
-    # process would (multiprocessing already passes the current directory).
+def _worker_main(conn: Connection, alive: Connection, runtime: Runtime, limit_threads: bool,
+                 environ: dict[str, str]) -> None:
+    # The fork server was started by the parent's first build: take the
+    # parent's environment as it is now, as a spawned process would.
     os.environ.clear()
     os.environ.update(environ)
     # The parent decides when to stop; a Ctrl-C must not kill a worker
     # half-way through writing an image.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent(alive)
     if limit_threads:
         import cv2
 
         cv2.setNumThreads(1)      # one process per core already
-    _worker_runtime = runtime
     try:
-        _worker_engines = open_engines(runtime)
-    except Exception as exc:  # noqa: BLE001 - reported by the first task, see below
-        global _worker_start_error
-        _worker_start_error = f"{type(exc).__name__}: {exc}"
+        engines = open_engines(runtime)
+    except Exception as exc:  # noqa: BLE001 - the parent stops the build with the real cause
+        with contextlib.suppress(OSError):
+            conn.send(("start-error", f"{type(exc).__name__}: {exc}"))
         return
-    # MediaPipe closes through its own thread pool, which Python shuts down
-    # before plain atexit handlers run; close ahead of it.
-    register = getattr(threading, "_register_atexit", atexit.register)
-    register(_worker_engines.close)
-
-
-def _ping() -> bool:
-    return True
-
-
-def _worker_process(task: ImageTask) -> Record:
-    if _worker_start_error is not None:
-        # An exception (not a dead process) so the parent can stop the build
-        # with the real cause instead of blaming every image.
-        raise WorkerStartError(f"a worker could not open its models: {_worker_start_error}")
-    assert _worker_runtime is not None and _worker_engines is not None
-    return process_safely(task, _worker_runtime, _worker_engines)
+    try:
+        conn.send(("ready", None))
+        while (task := conn.recv()) is not None:
+            try:
+                conn.send(("record", process_safely(task, runtime, engines)))
+            except OutputWriteError as exc:
+                conn.send(("write-error", str(exc)))
+    except (EOFError, OSError):
+        pass                      # the parent went away
+    finally:
+        engines.close()
 
 
 # ------------------------------------------------------------ parent side
 
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM while a pool starts, then deliver them.
-
-    Interrupted half-way through creating its processes, a pool cannot be shut
-    down cleanly: workers forked after the parent gave up fail to start and
-    print tracebacks.  Once the pool is up (about a second), the interrupt
-    takes effect and the pool is shut down as usual.
-    """
+    """Hold Ctrl-C and SIGTERM while a worker process is created, then deliver
+    them: interrupted half-way, a start leaves a process the runner does not
+    know about."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -127,84 +141,144 @@ def _interrupts_held() -> Iterator[None]:
             signal.raise_signal(held[0])     # with the caller's own handler back in place
 
 
-def run_in_process(tasks: Iterable[ImageTask], runtime: Runtime, on_record: OnRecord) -> None:
-    engines = open_engines(runtime)
-    try:
-        for task in tasks:
-            on_record(process_safely(task, runtime, engines))
-    finally:
-        engines.close()
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    ready: bool = False             # its models are open
+    dead: bool = False
+    task: Optional[ImageTask] = None
+    deadline: float = math.inf      # when its task runs out of time
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.process.kill()
 
 
-def run_in_pool(tasks: list[ImageTask], runtime: Runtime, workers: int, on_record: OnRecord) -> None:
-    """Process tasks on `workers` processes; records arrive in completion order."""
-    queue = collections.deque(tasks)
-    suspects: collections.deque[ImageTask] = collections.deque()   # in flight when a worker died
-    isolated: Optional[ImageTask] = None                            # a suspect running alone
-    context = worker_context(runtime.config.may_use_mediapipe)
+STOP_GRACE = 5.0    # seconds an idle worker gets to close its models and exit
 
-    def new_pool() -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
-                                   initargs=(runtime, True, dict(os.environ)))
-        # A pool whose workers die as they start would otherwise look like
-        # every image crashing its worker, one at a time.  One ping per
-        # worker also starts them all at once: the pool starts a process only
-        # for a task that finds no idle one, and the first task would take
-        # the first worker, idle as soon as it has answered.
-        try:
-            with _interrupts_held():
-                for ping in [pool.submit(_ping) for _ in range(workers)]:
-                    ping.result()
-        except BrokenProcessPool:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise WorkerStartError(
-                "worker processes exit as soon as they start (when calling skinseg from a script, "
-                "call build() under `if __name__ == \"__main__\":`; or use --workers 1)") from None
-        except BaseException:           # the held Ctrl-C, now the workers are up
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        return pool
 
-    pool = new_pool()
-    in_flight: dict[Future, ImageTask] = {}
-    try:
-        while queue or suspects or in_flight:
-            if suspects:
-                # Replay suspects one at a time so that a second crash names its image.
-                if not in_flight:
-                    isolated = suspects.popleft()
-                    in_flight[pool.submit(_worker_process, isolated)] = isolated
-            else:
-                while queue and len(in_flight) < 2 * workers:   # bounded: memory stays flat
-                    task = queue.popleft()
-                    in_flight[pool.submit(_worker_process, task)] = task
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            broken = False
-            for future in done:
-                task = in_flight.pop(future)
+class _Pool:
+    """Worker processes, each given one task at a time."""
+
+    def __init__(self, runtime: Runtime, size: int, image_timeout: float):
+        self.runtime = runtime
+        self.size = size
+        self.image_timeout = image_timeout
+        self.context = worker_context(runtime.config.may_use_mediapipe)
+        # Every worker reads `alive_reader`; only this process holds `alive`.
+        self.alive_reader, self.alive = self.context.Pipe(duplex=False)
+        self.workers: list[_Worker] = []
+
+    def start_worker(self) -> None:
+        mine, theirs = self.context.Pipe()
+        process = self.context.Process(
+            target=_worker_main, name="skinseg-worker", daemon=True,
+            args=(theirs, self.alive_reader, self.runtime, self.size > 1, dict(os.environ)))
+        with _interrupts_held():
+            process.start()
+            self.workers.append(_Worker(process, mine))
+        theirs.close()
+
+    def can_take(self, worker: _Worker) -> bool:
+        return worker.ready and not worker.dead and worker.task is None
+
+    def assign(self, worker: _Worker, task: ImageTask) -> None:
+        worker.conn.send(task)
+        worker.task, worker.deadline = task, time.monotonic() + self.image_timeout
+
+    def busy(self) -> bool:
+        return any(w.task is not None for w in self.workers)
+
+    def events(self) -> Iterator[tuple[_Worker, str, object]]:
+        """Wait for what happens next and yield it as (worker, kind, payload):
+        its messages ("ready", "record", "start-error", "write-error"), then
+        "crashed" (payload: the task it was on), "start-failed" (it died
+        before it was ready) or "timeout" (payload: the task; it is killed).
+        A worker that died or was killed is removed from the pool."""
+        timeout = min((w.deadline for w in self.workers), default=math.inf) - time.monotonic()
+        objects = [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers]
+        ready = set(wait(objects, None if math.isinf(timeout) else max(0.0, timeout)))
+        for worker in list(self.workers):
+            worker.dead = worker.process.sentinel in ready
+            # Read what it sent first: a record may wait from a worker that has died since.
+            while (worker.conn in ready or worker.dead) and worker.conn.poll():
                 try:
-                    record = future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    if task is isolated:
-                        on_record(crashed_record(task))
-                    else:
-                        suspects.append(task)
-                    continue
-                on_record(record)
-            if broken:
-                suspects.extend(in_flight.values())
-                in_flight.clear()
-                pool.shutdown(wait=True, cancel_futures=True)
-                pool = new_pool()
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+                    kind, payload = worker.conn.recv()
+                except (EOFError, OSError):
+                    break
+                if kind == "ready":
+                    worker.ready = True
+                elif kind == "record":
+                    worker.task, worker.deadline = None, math.inf
+                yield worker, kind, payload
+            if worker.dead:
+                if not worker.ready:
+                    yield worker, "start-failed", None
+                elif worker.task is not None:
+                    yield worker, "crashed", worker.task
+            elif time.monotonic() > worker.deadline:
+                worker.kill()
+                yield worker, "timeout", worker.task
+            else:
+                continue
+            worker.process.join()
+            worker.conn.close()
+            self.workers.remove(worker)
+
+    def close(self) -> None:
+        """Stop every worker.  Each finishes the image it is on (within its
+        time limit), so that no image is left half-written; one still
+        opening its models is killed."""
+        try:
+            for worker in self.workers:
+                if worker.ready:
+                    with contextlib.suppress(OSError):
+                        worker.conn.send(None)      # read once its current image is done
+                else:
+                    worker.kill()
+            for worker in self.workers:
+                worker.process.join(max(STOP_GRACE, worker.deadline - time.monotonic())
+                                    if worker.task is not None else STOP_GRACE)
+        finally:
+            for worker in self.workers:
+                worker.kill()
+                worker.process.join()
+                worker.conn.close()
+            self.workers.clear()
+            self.alive.close()
+            self.alive_reader.close()
 
 
-def run(tasks: list[ImageTask], runtime: Runtime, workers: int, on_record: OnRecord) -> None:
-    if workers <= 1 or len(tasks) <= 1:
-        run_in_process(tasks, runtime, on_record)
-    else:
-        run_in_pool(tasks, runtime, min(workers, len(tasks)), on_record)
+def run(tasks: list[ImageTask], runtime: Runtime, workers: int, on_record: OnRecord, image_timeout: float) -> None:
+    """Process tasks on `workers` processes; records arrive in completion order.
+
+    If it raises (Ctrl-C, a full disk, workers that cannot start), images in
+    progress are finished first and their records dropped: every file is
+    complete and the next run does them again.
+    """
+    if not tasks:
+        return
+    queue = collections.deque(tasks)
+    pool = _Pool(runtime, min(workers, len(tasks)), image_timeout)
+    try:
+        while queue or pool.busy():
+            while queue and len(pool.workers) < pool.size:
+                pool.start_worker()       # at the start, and in place of one that crashed or timed out
+            for worker, kind, payload in pool.events():
+                if kind == "start-error":
+                    raise WorkerStartError(f"a worker could not open its models: {payload}")
+                if kind == "start-failed":
+                    raise WorkerStartError(START_FAILED)
+                if kind == "write-error":
+                    raise OutputWriteError(payload)
+                if queue and pool.can_take(worker):
+                    pool.assign(worker, queue.popleft())    # before the record is handled: no idle gap
+                if kind == "record":
+                    on_record(payload)
+                elif kind == "crashed":
+                    on_record(failed_record(payload, CRASHED))
+                elif kind == "timeout":
+                    on_record(failed_record(payload, timed_out_reason(image_timeout)))
+    finally:
+        pool.close()

@@ -103,9 +103,9 @@ def tree_digest(root: Path) -> str:
     """Hash of every path, mode and file content below root."""
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*")):
-        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(os.fsencode(path.relative_to(root).as_posix()))     # names need not be UTF-8
         if path.is_symlink():
-            digest.update(os.readlink(path).encode())
+            digest.update(os.fsencode(os.readlink(path)))
         elif path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()

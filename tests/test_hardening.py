@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import signal
 import struct
 import subprocess
@@ -32,6 +31,7 @@ from conftest import (
     tree_digest,
     with_exif_orientation,
 )
+from skinseg.imageio import ImageReadError, read_image
 
 EXIF_INVERSE = {
     2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180), 4: lambda a: cv2.flip(a, 0),
@@ -207,23 +207,25 @@ def eval_dir_optional():
 
 
 def test_file_vanishing_or_unreadable_during_the_run(tmp_path, monkeypatch):
-    src = make_dataset(tmp_path / "src", {f"train/A/{n}.png": skin_image() for n in ("a", "gone", "locked", "z")})
-    real_read = pathlib.Path.read_bytes
+    """A file deleted after it was listed (here: between the check and the
+    open), or that cannot be opened (as after chmod 000; we may be root, so
+    the refusal is simulated), gets its own sentence."""
+    src = make_dataset(tmp_path / "src", {f"train/A/{n}.png": skin_image() for n in ("a", "gone", "locked")})
+    real_open = os.open
 
-    def read_bytes(self):
-        if self.name == "gone.png":
-            self.unlink()                                  # vanishes after discovery
-        if self.name == "locked.png":
-            raise PermissionError(13, "Permission denied")  # as for chmod 000 (we may be root)
-        return real_read(self)
+    def open_(path, flags, *args, **kwargs):
+        if os.path.basename(path) == "gone.png":
+            os.unlink(path)
+        if os.path.basename(path) == "locked.png":
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(pathlib.Path, "read_bytes", read_bytes)
-    run_cli("--src", src, "--dst", tmp_path / "dst", "--workers", "1", "--quiet", "--no-face", expect=1,
-            check_src=False)
-    records = {r["source"]: r for r in read_manifest(tmp_path / "dst")}
-    assert "disappeared" in records["train/A/gone.png"]["reason"]
-    assert "permission denied" in records["train/A/locked.png"]["reason"]
-    assert records["train/A/a.png"]["status"] == records["train/A/z.png"]["status"] == "written"
+    monkeypatch.setattr(os, "open", open_)
+    with pytest.raises(ImageReadError, match="disappeared"):
+        read_image(src / "train/A/gone.png", 10**8)
+    with pytest.raises(ImageReadError, match="permission denied"):
+        read_image(src / "train/A/locked.png", 10**8)
+    assert read_image(src / "train/A/a.png", 10**8).shape == (80, 96, 3)
 
 
 # ------------------------------------------------------------------ faults

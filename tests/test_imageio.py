@@ -147,3 +147,22 @@ def test_outputs_get_normal_file_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_jpeg_size_is_found_past_stray_bytes_and_required():
+    data = encode(np.zeros((37, 53, 3), np.uint8), ".jpg")
+    sof = next(i for i in range(2, len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xC0)
+    assert sniff(data[:sof] + b"\x00\x17" + data[sof:]).size == (53, 37)
+    without_sof = data[:sof] + data[sof + 2 + struct.unpack(">H", data[sof + 2:sof + 4])[0]:]
+    with pytest.raises(ImageReadError, match="does not give the image size"):
+        decode_image(without_sof, LIMIT)
+
+
+def test_reading_is_capped(tmp_path):
+    from skinseg.imageio import NotReadable, read_regular_file
+
+    path = tmp_path / "big.jpg"
+    path.write_bytes(b"\xff" * 1000)
+    assert len(read_regular_file(path, 1000)) == 1000
+    with pytest.raises(NotReadable, match="more than"):
+        read_regular_file(path, 999)
