@@ -31,8 +31,9 @@ from skinseg.cleanup import clean_mask  # noqa: E402
 from skinseg.config import PipelineConfig  # noqa: E402
 from skinseg.face import open_detector, plan_detector  # noqa: E402
 from skinseg.imageio import atomic_write_bytes, encode_image, read_image  # noqa: E402
+from skinseg.mesh import open_mesher, plan_mesher, with_meshes  # noqa: E402
 from skinseg.person import open_segmenter, plan_segmenter  # noqa: E402
-from skinseg.pipeline import working_copy  # noqa: E402
+from skinseg.pipeline import MESHED_FACES, working_copy  # noqa: E402
 
 
 def main() -> None:
@@ -40,11 +41,14 @@ def main() -> None:
     parser.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("SKINSEG_EVAL_DIR", "../shared/eval")))
     parser.add_argument("--images", type=int, default=150)
     parser.add_argument("--size", type=int, default=1280)
+    parser.add_argument("--sets", default="pratheepan_face,pratheepan_family,abdomen_train",
+                        help="eval sets the photos come from (throughput.py's mix by default)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     config = PipelineConfig()
     detector = open_detector(plan_detector(True, "auto", None, 0.5))
     segmenter = open_segmenter(plan_segmenter(True, None))
+    mesher = open_mesher(plan_mesher(True, None))
     totals: dict[str, float] = {}
 
     def lap(stage: str, started: float) -> float:
@@ -54,7 +58,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "src", Path(tmp) / "out"
-        make_dataset(src, args.images, args.size, eval_photos(args.eval_dir))
+        make_dataset(src, args.images, args.size, eval_photos(args.eval_dir, tuple(args.sets.split(","))))
         paths = sorted(src.rglob("*.jpg"))
         for path in paths:
             t = time.perf_counter()
@@ -64,6 +68,8 @@ def main() -> None:
             t = lap("working copy (640 px)", t)
             faces = detector.detect(small)
             t = lap("face detection", t)
+            faces = with_meshes(mesher, small, faces, MESHED_FACES)
+            t = lap("face mesh (faces only)", t)
             person = segmenter.probability(small) if segmenter and candidate_faces(faces) else None
             t = lap("person segmentation (faces only)", t)
             raw, _ = adaptive_mask(small, faces, person, config.skin)
@@ -83,8 +89,9 @@ def main() -> None:
                 atomic_write_bytes(out / path.stem / name, data)
             lap("atomic writes", t)
     detector.close()
-    if segmenter:
-        segmenter.close()
+    for engine in (segmenter, mesher):
+        if engine:
+            engine.close()
     print(f"{len(paths)} photos, long side {args.size} px, one thread\n")
     print("| stage | ms per image |\n| --- | ---: |")
     for stage, seconds in totals.items():

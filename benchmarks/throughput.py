@@ -39,10 +39,13 @@ REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("Acne", "Normal Skin", "Rosacea")
 
 
-def eval_photos(eval_dir: Path) -> list[Path]:
+MIX = ("pratheepan_face", "pratheepan_family", "abdomen_train")     # faces, families, close-ups
+
+
+def eval_photos(eval_dir: Path, subsets: tuple[str, ...] = MIX) -> list[Path]:
     photos = []
-    for subset in ("pratheepan_face", "pratheepan_family", "abdomen_train"):
-        photos += sorted((eval_dir / subset / "images").glob("*.jpeg"))
+    for subset in subsets:
+        photos += sorted(p for p in (eval_dir / subset / "images").iterdir() if p.suffix in (".jpeg", ".jpg", ".png"))
     if not photos:
         sys.exit(f"no photos under {eval_dir}/*/images")
     return photos

@@ -4,26 +4,31 @@ Fixed colour boxes fail on two sides: they call beige walls, wood and hair
 "skin", and they miss pale or shadowed skin.  Here the skin colour of the
 person in the photo is learnt from the face and applied to the whole image:
 
-1. seed: pixels of the face interior (cheeks, nose, forehead, chin; eyes,
-   brows and lips cut out) of up to `max_faces` plausible faces, vetted by a
-   wide chroma box and an "eyes are darker than skin" check, which rejects
-   face detections on bellies and arms;
-2. model: one robust Gaussian in (Y, Cr, Cb) of the pooled seeds, its Y
-   spread widened (body skin is lit less evenly than the face); a pixel is
-   skin if its Mahalanobis distance is at most `maha_thresh`, evaluated
-   exactly through two 256x256 (Cr, Cb) tables of Y bounds;
-3. gate: person probability >= 0.5 (selfie segmenter), only when the
-   segmenter confirms a detected face (it is trained on people, not on skin
-   close-ups, where it would erase everything);
-4. a likelihood-ratio test against the image's own non-skin colours
-   (16x64x64 histogram) removes skin-coloured background the model admits;
-5. eye and lip ellipses placed from the keypoints are removed;
-6. no usable face: the same Gaussian, seeded from the confident (eroded)
-   core of the colour-box rule (--hsv/--ycrcb bounds).
+1. faces: the detector's faces confirmed by the face mesh (mesh.py; without
+   its model, by their keypoint layout), up to `max_faces`, each with dark
+   eyes (false detections on bellies, arms and toes have none) and, when the
+   person segmenter runs, inside a person;
+2. seed: the face's skin below the brows, inside the oval, without eyes,
+   brows, lips and nostrils (facemap.py);
+3. model: a robust Gaussian in luminance and shading-tolerant chromaticity
+   (colour_model.py), its luminance spread widened for the body, less so
+   towards the dark, where hair and clothing are;
+4. decision (naive Bayes by colour and texture, every density from this
+   image): a pixel the model admits is skin if skin explains it better than
+   the image's other colours (pixels far from the model or outside the
+   person) and than its hair (sampled in the zone around the face where hair
+   grows); the person segmenter's background is dropped;
+5. eyes, brows, lips and the mouth, nostrils are cut out with their outlines;
+6. no usable face: the same model, seeded from the confident core of the
+   colour box (--hsv/--ycrcb bounds);
+7. self-check: a mask over nearly the whole photo that the model grew far
+   beyond the colour box keeps only additions close to the box's pixels.
 
-Measured against human masks in docs/quality.md.  Input: a working copy of the
-image (long side <= pipeline.WORK_SIZE) and faces in its coordinates; output:
-a 0/255 mask of the same size, before the morphological clean-up.
+Measured against human masks in docs/quality.md; the constants were chosen
+on half of the evaluation photos and checked on the other half.  Input: a
+working copy of the image (long side <= pipeline.WORK_SIZE) and faces in its
+coordinates; output: a 0/255 mask of the same size, before the morphological
+clean-up.
 """
 
 from __future__ import annotations
@@ -54,25 +59,29 @@ class AdaptiveParams:
                                     # real eyes are dark, false faces on bellies have none
     min_eye_check_px: float = 20.0  # ...checked only on faces this big (eye distance, px)
     # --- colour model
-    chroma_floor: float = 1.5       # smallest chroma spread of the model (Cr/Cb units)
-    y_scale: float = 1.5            # widen the Y spread above the mean: faces are lit more evenly than bodies
-    y_scale_below: float = 1.5      # ...and below it
-    maha_thresh: float = 3.25       # skin if the Mahalanobis distance is at most this
+    chroma_floor: float = 2.0       # smallest chroma spread of the model (Cr/Cb units)
+    y_scale: float = 2.5            # widen the Y spread above the mean: faces are lit more evenly than bodies
+    y_scale_below: float = 1.5      # ...and below it (less: dark pixels are where hair and clothing are)
+    maha_thresh: float = 3.5        # skin if the Mahalanobis distance is at most this
     # --- test against the image's own non-skin colours
     ratio_bg_dist: float = 2.5      # farther than this from the model (or outside the person): non-skin
-    ratio_weight: float = 6.0       # skin if weight * prior * p_skin >= (1 - prior) * p_nonskin
+    ratio_weight: float = 12.0      # skin if weight * prior * p_skin >= (1 - prior) * p_nonskin
     texture_weight: float = 1.0     # weight of the texture log-likelihood ratio (0: colour only)
-    hair_prior: float = 0.1         # prior of the hair class where a hair colour was sampled
+    hair_prior: float = 0.5         # prior of the hair class where a hair colour was sampled
     min_hair_pixels: int = 200      # fewer unlike-skin pixels in the hair zone: no hair class
     hair_texture_pct: float = 90.0  # in the hair zone, rougher than this percentile of the face: hair
     hair_dist: float = 2.0          # in the hair zone, farther than this from the model: hair
     hair_inner: float = 0.1         # hair zone: from this far beyond the face oval (fraction of its size)
-    hair_outer: float = 0.8         # ...to this far
-    hair_above: float = 0.3         # ...above the line this many eye distances over the eyes
+    hair_outer: float = 0.6         # ...to this far
+    hair_above: float = 0.6         # ...above the line this many eye distances over the eyes
     # --- geometry
     feature_margin: float = 0.0     # mesh outlines of eyes, brows, lips, nostrils grown by this x eye distance
     seed_feature_margin: float = 0.1  # ...and by this much where skin colour is sampled
     person_thresh: float = 0.5      # person-probability gate
+    # --- self-check: a mask over nearly the whole photo
+    balloon_fraction: float = 0.85  # a mask covering this much of the photo is checked...
+    balloon_growth: float = 0.10    # ...and if the model added this much of the photo beyond the colour box,
+    balloon_reach: float = 0.015    # additions are kept only this close to the box's pixels (share of the short side)
     # --- no usable face
     min_core_fraction: float = 0.01
     self_maha_thresh: float = 3.5   # wider than maha_thresh: the core of a rule mask is a noisier seed
@@ -168,25 +177,31 @@ _TEXTURE_BIN = np.minimum(4.0 * np.log2(1.0 + np.arange(256) / 8.0), TEXTURE_BIN
 def _texture_bins(ycc: np.ndarray) -> np.ndarray:
     """Per pixel, a bin (0..TEXTURE_BINS-1) of local roughness: the mean
     absolute fine detail of Y in a 5x5 window, in percent of its brightness.
-    Skin is smooth at this scale; hair, fabric and foliage are not."""
-    y = cv2.extractChannel(ycc, 0).astype(np.float32)
-    detail = cv2.absdiff(y, cv2.GaussianBlur(y, (0, 0), 1.0))
-    rough = cv2.divide(cv2.blur(detail, (5, 5)), cv2.blur(y, (5, 5)) + 10.0, scale=800.0)
-    return cv2.LUT(cv2.convertScaleAbs(rough), _TEXTURE_BIN)
+    Skin is smooth at this scale; hair, fabric and foliage are not.  (8-bit
+    arithmetic throughout: the bins are coarser than its rounding.)"""
+    y = cv2.extractChannel(ycc, 0)
+    detail = cv2.blur(cv2.absdiff(y, cv2.GaussianBlur(y, (0, 0), 1.0)), (5, 5))
+    rough = cv2.divide(detail, cv2.add(cv2.blur(y, (5, 5)), 10), scale=800.0)      # saturates at 255
+    return cv2.LUT(rough, _TEXTURE_BIN)
 
 
-def _texture_likelihood(texture: np.ndarray, sample: np.ndarray, weight: float) -> np.ndarray:
-    """p(texture bin | class) ** weight, from a sample of the class's pixels
-    (add-one smoothed, then [1 2 1])."""
-    counts = np.convolve(np.bincount(texture[sample], minlength=TEXTURE_BINS) + 1.0, [1.0, 2.0, 1.0], "same")
+def _texture_likelihood(texture: np.ndarray, weight: float) -> np.ndarray:
+    """p(texture bin | class) ** weight, from the texture bins of a sample of
+    the class's pixels (add-one smoothed, then [1 2 1])."""
+    counts = np.convolve(np.bincount(texture, minlength=TEXTURE_BINS) + 1.0, [1.0, 2.0, 1.0], "same")
     return (counts / counts.sum()) ** weight
 
 
+EVERY_2ND = (slice(None, None, 2), slice(None, None, 2))
+MIN_SAMPLES = 200
+
+
 def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Optional[np.ndarray],
-              p: AdaptiveParams, thresh: float, hair_zone: Optional[np.ndarray] = None) -> np.ndarray:
+              p: AdaptiveParams, thresh: float, hair_zone: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
     """0/255 mask: pixels whose colour the skin model admits (distance <= thresh)
     and that skin explains better than the image's own other classes, by colour
-    and texture (naive Bayes, every density estimated on this image):
+    and texture (naive Bayes, every density estimated on this image); None when
+    the seed is too small for a model:
 
     - skin: the Gaussian fitted to the seed, and the seed's texture;
     - hair: where there is a hair zone, a Gaussian fitted to its pixels unlike
@@ -194,43 +209,50 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     - other: a histogram of the pixels far from the skin model or outside the
       person, and their texture.
 
+    Densities are estimated on every 2nd row and column (plenty of samples).
     The decision depends only on (colour bin, texture bin), so it is made once
     per pair that occurs in the image and looked up per pixel.
     """
-    model = colour_model.fit(ycc[seed > 0], p.y_scale, p.chroma_floor, p.y_scale_below)
-    occupied = colour_model.occupied_bins(bins)
+    sub, sub_ycc, sub_seed = bins[EVERY_2ND], ycc[EVERY_2ND], seed[EVERY_2ND] > 0
+    samples = sub_ycc[sub_seed]
+    if len(samples) < MIN_SAMPLES:                   # a small image or seed: every pixel of it
+        samples, sub_seed = ycc[seed > 0], None
+    model = colour_model.fit(samples, p.y_scale, p.chroma_floor, p.y_scale_below)
+    if model is None:
+        return None
+    occupied = colour_model.occupied_bins(sub)       # a colour too rare to be sampled is not skin
     d2, p_skin = colour_model.tables(model, occupied)
     admitted = d2 <= thresh * thresh
-    every_2nd = (slice(None, None, 2), slice(None, None, 2))
-    sub = bins[every_2nd]
     prior_skin = max(float(np.count_nonzero(colour_model.lookup(admitted, sub))) / sub.size, 0.01)
-    # Other: far from the model, or outside the person (every 2nd row and column).
+    # Other: far from the model, or outside the person.
     other = colour_model.lookup(d2 > p.ratio_bg_dist ** 2, sub)
     if person_ok is not None:
-        other |= ~person_ok[every_2nd]
+        other |= ~person_ok[EVERY_2ND]
     texture = _texture_bins(ycc)
-    sub_texture = texture[every_2nd]
+    sub_texture = texture[EVERY_2ND]
     weight = p.texture_weight
 
+    seed_texture = sub_texture[sub_seed] if sub_seed is not None else texture[seed > 0]
     skin_term = (p.ratio_weight * prior_skin * p_skin[occupied])[:, None] * \
-        _texture_likelihood(texture, seed > 0, weight)[None, :]
+        _texture_likelihood(seed_texture, weight)[None, :]
     evidence = ((1.0 - prior_skin) * colour_model.nonskin_density(sub, other)[occupied])[:, None] * \
-        _texture_likelihood(sub_texture, other, weight)[None, :]
+        _texture_likelihood(sub_texture[other], weight)[None, :]
     if hair_zone is not None:
         # Hair: what is unlike the face's skin in the zone.
-        hair = (hair_zone[every_2nd] > 0) & colour_model.lookup(d2 > p.hair_dist ** 2, sub)
-        hair_model = colour_model.fit(ycc[every_2nd][hair], 1.0, p.chroma_floor) \
+        hair = (hair_zone[EVERY_2ND] > 0) & colour_model.lookup(d2 > p.hair_dist ** 2, sub)
+        hair_model = colour_model.fit(sub_ycc[hair], 1.0, p.chroma_floor) \
             if np.count_nonzero(hair) >= p.min_hair_pixels else None
         if hair_model is not None:
             _, p_hair = colour_model.tables(hair_model, occupied)
             evidence = evidence + (p.hair_prior * p_hair[occupied])[:, None] * \
-                _texture_likelihood(sub_texture, hair, weight)[None, :]
-    decision = (skin_term >= evidence) & admitted[occupied][:, None]
-    rank = np.zeros(colour_model.BIN_COUNT, np.int32)
-    rank[occupied] = np.arange(len(occupied), dtype=np.int32) * TEXTURE_BINS
+                _texture_likelihood(sub_texture[hair], weight)[None, :]
+    decision = np.zeros((len(occupied) + 1, TEXTURE_BINS), np.uint8)    # the last row: colours not sampled
+    decision[:-1] = np.where((skin_term >= evidence) & admitted[occupied][:, None], 255, 0)
+    rank = np.full(colour_model.BIN_COUNT, len(occupied) * TEXTURE_BINS, np.int32)
+    rank[occupied] = np.arange(0, len(occupied) * TEXTURE_BINS, TEXTURE_BINS, dtype=np.int32)
     index = np.take(rank, bins)
     index += texture
-    mask = np.where(np.take(decision.ravel(), index), 255, 0).astype(np.uint8)
+    mask = np.take(decision.ravel(), index)
     if person_ok is not None:
         mask[~person_ok] = 0
     return mask
@@ -260,21 +282,45 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
     person_ok = person >= p.person_thresh if supported else None
     bins = colour_model.bin_index(ycc)
 
+    box = None                           # the colour box's mask, when computed
+    mask = None
     if used:
         hair_zone = np.zeros(ycc.shape[:2], np.uint8)
         for _, g in used:
             draw_hair_zone(hair_zone, g, 255, p.hair_inner, p.hair_outer, p.hair_above)
         mask = _classify(ycc, bins, seed, person_ok, p, p.maha_thresh, hair_zone)
+        if mask is None:
+            used = []                    # too small to sample: as if there were no face
         for _, g in used:
             draw_features(mask, g, 0, grow=p.feature_margin)
-    else:
+    if mask is None:
         # No usable face: self-seed from the confident core of the colour-box rule.
-        prior_mask = rules_mask(bgr, rules, ycc)
-        core = cv2.erode(prior_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)), iterations=2)
+        box = rules_mask(bgr, rules, ycc)
+        core = cv2.erode(box, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)), iterations=2)
         if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
             mask = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
-        else:
-            mask = prior_mask        # little or no skin: a model would be fitted to noise
+        if mask is None:
+            mask = box.copy()        # little or no skin: a model would be fitted to noise
         if person_ok is not None:    # a confirmed face exists but could not seed
             mask[~person_ok] = 0
+    if cv2.countNonZero(mask) >= p.balloon_fraction * mask.size:
+        mask = _held_to_evidence(mask, box if box is not None else rules_mask(bgr, rules, ycc), p)
     return mask, [face for face, _ in used]
+
+
+def _held_to_evidence(mask: np.ndarray, box: np.ndarray, p: AdaptiveParams) -> np.ndarray:
+    """The self-check for a mask that covers nearly the whole photo.
+
+    That happens with skin close-ups, and with a colour model that admits
+    what it should not (a colour cast makes a backdrop and dark hair look
+    like the face, a broad seed takes in the background).  Where the model
+    added much beyond the colour box, only additions close to the box's own
+    pixels are kept: at worst the result is the box's, never a mask that
+    ballooned over everything.
+    """
+    added = cv2.countNonZero(cv2.bitwise_and(mask, cv2.bitwise_not(box)))
+    if added < p.balloon_growth * mask.size:
+        return mask
+    radius = max(1, int(p.balloon_reach * min(mask.shape)))
+    near = cv2.dilate(box, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    return cv2.bitwise_and(mask, near)

@@ -1,16 +1,22 @@
 """A per-image skin colour model, evaluated through a table of colour bins.
 
-Colour is described in a shading-invariant way: luminance Y and the
+Colour is described in a shading-tolerant way: luminance Y and the
 chromaticity u = (Cr - 128) / (Y + K), v = (Cb - 128) / (Y + K).  When the
 light on a surface gets weaker, Cr - 128 and Cb - 128 shrink with Y (also
-after gamma), so u and v stay put: a shadowed cheek has the chromaticity of a
-lit one, while dark hair, black clothing and a grey backdrop, whose raw
-(Cr, Cb) sit close to a dark skin tone's, are far from it in (u, v).
+after gamma), so with K = 0 u and v would stay put: a shadowed cheek would
+have the chromaticity of a lit one.  K = 256 keeps half of that tolerance and
+half of raw chroma's power to tell a face from a paler, less saturated
+object of the same hue (a beige sweater, a cream backdrop): chosen on the
+evaluation photos between the two (docs/quality.md).
 
-XXX
-Every pixel falls in one of 32 x 64 x 64 bins (Y >> 3, Cr >> 2, Cb >> 2), and
-each decision is made once per bin, then looked up per pixel: per-pixel cost
-is two table lookups whatever the model.
+A pixel's distance to the model weighs luminance asymmetrically (fit()):
+shadows may go darker than the face, but not as far as highlights go
+brighter, because the dark end of a photo is where hair, clothing and the
+unreliable chroma of dark pixels are.
+
+Every pixel falls in one of 16 x 64 x 64 bins (Y >> 4, Cr >> 2, Cb >> 2): a
+decision is made once per bin that occurs in the image, then looked up per
+pixel.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-K = 512.0                # partial normalisation: shading-tolerant, yet keeps saturation
+K = 256.0                # partial normalisation: shading-tolerant, yet keeps saturation
 Y_SHIFT, C_SHIFT = 4, 2
 Y_BINS, C_BINS = 256 >> Y_SHIFT, 256 >> C_SHIFT
 BIN_COUNT = Y_BINS * C_BINS * C_BINS

@@ -221,7 +221,10 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     record.face = result.face.to_record() if result.face is not None else None
     fraction = skin_fraction(result.mask)
     record.skin_fraction = round(fraction, 6)
-    if fraction < config.cleanup.min_skin_fraction:
+    # A face that seeded the skin model is skin the photo has: such a photo is
+    # never skipped, however small its people are in the frame.
+    proven = config.skin.method == "adaptive" and result.face is not None
+    if fraction < config.cleanup.min_skin_fraction and not proven:
         where = "face crop" if result.face is not None and config.face.crop else "image"
         record.status = "skipped"
         record.reason = (f"too little skin: {fraction:.1%} of the {where} is skin, "

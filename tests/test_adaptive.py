@@ -9,9 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from skinseg.adaptive import AdaptiveParams, adaptive_mask, candidate_faces, face_geometry, plausible
+from skinseg import colour_model
+from skinseg.adaptive import AdaptiveParams, adaptive_mask, candidate_faces, plausible
 from skinseg.config import CleanupParams, FaceParams, PipelineConfig, SkinParams
 from skinseg.face import Face, NoFaceDetector, open_detector, plan_detector
+from skinseg.facemap import face_geometry
+from skinseg.mesh import open_mesher, plan_mesher
 from skinseg.person import open_segmenter, plan_segmenter
 from skinseg.pipeline import Engines, segment
 
@@ -87,6 +90,58 @@ def test_a_face_without_dark_eyes_is_a_false_detection():
     assert mask.mean() > 250                        # the self-seeded path keeps all the skin
 
 
+def test_a_face_under_flat_light_is_still_a_face():
+    """Lifted blacks (flat light, a washed-out scan) make real eyes look pale;
+    the eye check measures them against the photo's own black level."""
+    img, face = synthetic_portrait()
+    flat = np.clip(60 + 0.6 * img.astype(np.float32), 0, 255).astype(np.uint8)
+    _, used = adaptive_mask(flat, [face], None, SkinParams())
+    assert used == [face]
+
+
+def test_a_detection_the_landmarker_rejected_is_not_a_face():
+    img, face = synthetic_portrait()
+    no_mesh = face.with_mesh(None, tried=True)          # the landmarker looked and found nothing
+    assert candidate_faces([no_mesh]) == []
+    mask, used = adaptive_mask(img, [no_mesh], None, SkinParams())
+    assert used == []
+
+
+def test_colour_model_tolerates_shading_but_not_grey():
+    """A shadowed cheek keeps its chromaticity, a grey backdrop or black hair
+    of the same luminance does not have it."""
+    rng = np.random.default_rng(0)
+    skin = np.array([170, 150, 115], np.float64)                     # Y, Cr, Cb of a lit cheek
+    seed = np.clip(skin + rng.normal(0, [12, 3, 3], (500, 3)), 0, 255).astype(np.uint8)
+    model = colour_model.fit(seed, 2.5, 1.5, 1.25)
+    shaded = 128 + (skin - 128) * 0.8
+    shaded[0] = skin[0] * 0.8                                        # 80 % of the light
+    grey = np.array([shaded[0], 128, 128])
+    dark_warm = np.array([55, 134, 122])                             # dark brown hair
+    pixels = np.array([skin, shaded, grey, dark_warm]).round().astype(np.uint8).reshape(1, 4, 3)
+    bins = colour_model.bin_index(pixels)[0]
+    d2, _ = colour_model.tables(model, colour_model.occupied_bins(bins))
+    distance = np.sqrt(d2[bins])
+    admit = AdaptiveParams().maha_thresh
+    assert distance[0] < 1.5 and distance[1] < admit
+    assert distance[2] > 1.5 * admit and distance[3] > 1.5 * admit, distance
+
+
+def test_a_mask_over_the_whole_photo_is_held_to_the_colour_box():
+    """The self-check: a model that admitted the whole frame keeps only what
+    lies near the colour box's own pixels."""
+    from skinseg.adaptive import _held_to_evidence
+
+    box = np.zeros((200, 200), np.uint8)
+    box[50:150, 50:150] = 255
+    everything = np.full((200, 200), 255, np.uint8)
+    held = _held_to_evidence(everything, box, AdaptiveParams())
+    assert held[100, 100] == 255 and held[5, 5] == 0 and held[48, 100] == 255
+    close_up = box.copy()
+    close_up[150:155] = 255                                           # a little beyond the box: kept as it is
+    assert (_held_to_evidence(close_up, box, AdaptiveParams()) == close_up).all()
+
+
 def test_person_gate_drops_skin_coloured_background():
     img, face = synthetic_portrait()
     img[300:, :60] = SKIN                            # skin colour outside the person
@@ -144,7 +199,8 @@ def test_large_images_are_processed_on_a_working_copy_and_mask_upsampled():
 def _pooled_f1(eval_dir, subset, count, engines, config):
     tp = fp = fn = 0
     with open(eval_dir / subset / "pairs.csv") as handle:
-        rows = list(csv.DictReader(handle))[:count]
+        rows = list(csv.DictReader(handle))
+    rows = rows[30:30 + count] if subset == "fasseg_tune" else rows[:count]
     for row in rows:
         img = cv2.imread(str(eval_dir / subset / row["image"]))
         truth = cv2.imread(str(eval_dir / subset / row["mask"]), cv2.IMREAD_GRAYSCALE) > 127
@@ -164,19 +220,24 @@ def real_engines():
     from pathlib import Path
 
     model_dir = os.environ.get("SKINSEG_MODEL_DIR")
-    if not model_dir or not (Path(model_dir) / "selfie_segmenter.tflite").is_file():
+    if not model_dir or not (Path(model_dir) / "face_landmarker.task").is_file():
         pytest.skip("SKINSEG_MODEL_DIR does not name a folder with the MediaPipe models")
-    engines = Engines(open_detector(plan_detector(True, "auto", None, 0.5)), open_segmenter(plan_segmenter(True, None)))
+    engines = Engines(open_detector(plan_detector(True, "auto", None, 0.5)), open_segmenter(plan_segmenter(True, None)),
+                      open_mesher(plan_mesher(True, None)))
     yield engines
     engines.close()
 
 
 @pytest.mark.parametrize("subset, count, floor, gain", [
-    # Floors sit below the full-set figures of docs/quality.md (0.914, 0.777, 0.915);
-    # gain: how much better than the original rules it must be on the same photos.
-    ("pratheepan_face", 16, 0.85, 0.15),
-    ("pratheepan_family", 16, 0.68, 0.25),
+    # Floors sit below the full-set figures of docs/quality.md; gain: how much
+    # better than the original rules it must be on the same photos.
+    ("pratheepan_face", 16, 0.88, 0.15),
+    ("pratheepan_family", 16, 0.70, 0.25),
     ("abdomen_train", 200, 0.89, 0.01),
+    # Multi-pose faces with dark hair (FASSEG's Pointing'04 part, from its 30th
+    # photo): the method before the face mesh called the hair skin (F1 0.80, precision 0.68 here).
+    ("fasseg_tune", 60, 0.88, 0.0),
+    ("lfw_parts_tune", 60, 0.82, 0.03),
 ])
 def test_quality_floor_on_real_photos(eval_dir, real_engines, subset, count, floor, gain):
     whole_frame = PipelineConfig(face=FaceParams(crop=False))
@@ -186,3 +247,28 @@ def test_quality_floor_on_real_photos(eval_dir, real_engines, subset, count, flo
     rules = _pooled_f1(eval_dir, subset, count, Engines(NoFaceDetector()), rules_config)
     assert adaptive >= floor, f"{subset}: F1 {adaptive:.3f} < {floor}"
     assert adaptive >= rules + gain, f"{subset}: adaptive {adaptive:.3f} vs rules {rules:.3f}"
+
+
+def test_the_readme_photo_has_no_hair_and_no_features_as_skin(real_engines):
+    """The astronaut's blonde hair was skin before the face mesh; now the mask
+    stays below the hairline, and eyes and mouth are cut with their outlines."""
+    from pathlib import Path
+
+    from skinseg import mesh as M
+
+    repo = Path(__file__).resolve().parent.parent
+    photo = cv2.imread(str(repo / "examples/dataset_original/train/Normal Skin/1.jpg"))
+    result = segment(photo, PipelineConfig(face=FaceParams(crop=False)), real_engines)
+    assert result.face is not None and result.face.mesh is not None
+    mesh = result.face.mesh
+    top, chin = mesh[10], mesh[152]
+    hair = result.mask[:int(top[1] - 0.1 * np.hypot(*(chin - top)))]
+    assert np.count_nonzero(hair) < 0.01 * np.count_nonzero(result.mask)
+    for outline in (M.LIPS, M.RIGHT_EYE, M.LEFT_EYE):
+        inside = np.zeros(photo.shape[:2], np.uint8)
+        cv2.fillPoly(inside, [np.round(mesh[list(outline)]).astype(np.int32)], 255)
+        inside = cv2.erode(inside, np.ones((3, 3), np.uint8))
+        assert not result.mask[inside > 0].any(), "a feature of the face was called skin"
+    for cheek in (50, 280):
+        x, y = np.round(mesh[cheek]).astype(int)
+        assert result.mask[y, x] == 255

@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import REPO
 from skinseg import models
 from skinseg.face import (
     KEYPOINT_NAMES,
+    Face,
     MediaPipeFaceDetector,
     NoFaceDetector,
     OpenCVFaceDetector,
@@ -131,3 +133,64 @@ def test_explicit_face_model_path(model_dir, no_models):
     assert plan.name == "mediapipe" and plan.model_path == str(model_dir / "blaze_face_short_range.tflite")
     with pytest.raises(models.ModelUnavailable, match="does not exist"):
         plan_detector(True, "mediapipe", model_dir / "nope.tflite", 0.5)
+
+
+def test_face_landmarker_bundle_is_provisioned_like_the_other_models(tmp_path, monkeypatch, no_models):
+    spec = models.FACE_LANDMARKER
+    assert spec.kind == "task" and spec.url.endswith("face_landmarker.task") and spec.option == "--mesh-model"
+    bundle = tmp_path / "models" / spec.filename
+    bundle.parent.mkdir()
+    bundle.write_bytes(b"\x00\x00PK\x03\x04" + b"\x00" * 64)       # a zip, as MediaPipe's bundles are
+    monkeypatch.setenv(models.ENV_MODEL_DIR, str(bundle.parent))
+    assert models.find_model(spec) == bundle
+    bundle.write_text("<html>captive portal</html>")
+    assert models.find_model(spec) is None
+    with pytest.raises(models.ModelUnavailable, match="not a MediaPipe task bundle"):
+        models.ensure_model(spec, bundle)
+
+
+def test_without_the_mesh_model_the_build_says_so_and_goes_on(no_models):
+    from skinseg.mesh import plan_mesher
+
+    plan = plan_mesher(True, None)
+    assert plan.model_path is None and "--mesh-model" in plan.note and "keypoints" in plan.note
+    assert plan_mesher(False, None).note is None
+    with pytest.raises(models.ModelUnavailable, match="does not exist"):
+        plan_mesher(True, Path("/nonexistent/face_landmarker.task"))
+
+
+def test_face_mesh_on_real_faces_large_and_small(model_dir, eval_dir):
+    """The mesh is found for the detector's faces, in image coordinates, also
+    for the small faces of group photos (the landmarker's own detector is
+    short-range: skinseg runs it on a crop around each detection)."""
+    from skinseg.mesh import LEFT_EYE_CENTER, RIGHT_EYE_CENTER, open_mesher, plan_mesher, with_meshes
+    from skinseg.pipeline import working_copy
+
+    detector = open_detector(plan_detector(True, "auto", None, 0.5))
+    mesher = open_mesher(plan_mesher(True, None))
+    try:
+        family = sorted((eval_dir / "pratheepan_family" / "images").glob("*.jpeg"))[:4]
+        found = meshed = 0
+        for path in [ASTRONAUT, *family]:
+            photo, _ = working_copy(cv2.imread(str(path)))
+            faces = with_meshes(mesher, photo, detector.detect(photo), limit=8)
+            for face in faces:
+                found += 1
+                if face.mesh is None:
+                    continue
+                meshed += 1
+                assert face.mesh_tried and face.mesh.shape == (478, 2)
+                eyes = np.array([face.keypoints["right_eye"], face.keypoints["left_eye"]])
+                irises = face.mesh[[RIGHT_EYE_CENTER, LEFT_EYE_CENTER]]
+                assert np.abs(irises - eyes).max() < 0.5 * np.hypot(*(eyes[1] - eyes[0])) + 3   # the same face
+        small = [f for path in family for f in detector.detect(working_copy(cv2.imread(str(path)))[0])
+                 if f.box[2] - f.box[0] < 40]
+        assert small, "the group photos have faces under 40 px wide"
+        assert found >= 8 and meshed >= 0.85 * found
+        # A "face" the detector might report on plain skin gets no mesh.
+        skin = np.full((400, 400, 3), (120, 150, 200), np.uint8)
+        fake = with_meshes(mesher, skin, [Face((100, 100, 300, 300), 0.9, {}, "test")], limit=8)[0]
+        assert fake.mesh_tried and fake.mesh is None
+    finally:
+        detector.close()
+        mesher.close()
