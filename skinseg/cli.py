@@ -288,10 +288,10 @@ def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_se
         # The workers' fork server imports OpenCV and MediaPipe while this
         # process imports them too (below), rather than after it.
         forkserver.start(config.pipeline.may_use_mediapipe)
-        from .api import BuildAborted, BuildError, BuildInterrupted, build
+        from .api import BuildAborted, BuildError, BuildInterrupted, build_dataset
 
         try:
-            result = build(config)
+            result = build_dataset(config)
         except BuildError as exc:
             raise click.UsageError(str(exc)) from None
         except BuildAborted as exc:
