@@ -37,10 +37,12 @@ from .discover import (
     discover,
     identity,
     identity_chain,
+    json_text,
     name_bytes,
     read_class_file,
 )
 from .forkserver import available_cpus
+from .hub import write_hub_files
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
 from .lock import Busy, destination_lock
 from .models import ModelUnavailable
@@ -313,15 +315,6 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _json(value: object, indent: Optional[int] = None) -> str:
-    """JSON text that is valid UTF-8 whatever the names in it.  A name that
-    is not UTF-8 holds surrogate escapes (as os functions give it); each
-    becomes a JSON \\udcXX escape, which json.loads turns back into the
-    same name."""
-    text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _remove_stale_outputs(dst: Path, final: list[Record]) -> int:
     """Delete outputs this tool wrote and no current record claims (source
     removed, now skipped, another image format, in progress when a build was
@@ -444,7 +437,7 @@ def build(config: BuildConfig) -> BuildResult:
                          _mark_report_sample(tasks), started, started_at)
     group = None
     if config.shard is not None:
-        group = hashlib.sha256(_json([config.shard[1], prepared.identity()]).encode()).hexdigest()[:16]
+        group = hashlib.sha256(json_text([config.shard[1], prepared.identity()]).encode()).hexdigest()[:16]
     try:
         with destination_lock(dst / STATE_DIR, dst, group):
             return _build_locked(prepared)
@@ -490,8 +483,8 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     output = config.pipeline.output
     try:
         with open(dst / STATE_DIR / _state_name("pending", config.shard), "a", encoding="utf-8") as handle:
-            handle.write("".join(_json({"pending": t.source, "outputs": list(output_paths(t, output).values())}) + "\n"
-                                 for t in pending))
+            handle.write("".join(json_text({"pending": t.source, "outputs": list(output_paths(t, output).values())})
+                                 + "\n" for t in pending))
         journal = open(journal_path, "a", encoding="utf-8")
     except OSError as exc:
         bar.close()
@@ -501,7 +494,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     def on_record(record: Record) -> None:
         final[record.source] = record
         try:
-            journal.write(_json(record.to_dict()) + "\n")
+            journal.write(json_text(record.to_dict()) + "\n")
             journal.flush()
         except OSError as exc:
             raise OutputWriteError(f"cannot write {journal_path}: {exc.strerror or exc}") from None
@@ -548,7 +541,7 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
     assert config.shard is not None
     index, count = config.shard
     agreed = prepared.identity()
-    lines = [_json({"shard": index, "of": count, **agreed})] + [_json(r.to_dict()) for r in records]
+    lines = [json_text({"shard": index, "of": count, **agreed})] + [json_text(r.to_dict()) for r in records]
     _write_text(_shard_file(config.dst, index, count), "\n".join(lines) + "\n")
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
@@ -618,16 +611,19 @@ def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans, mask_
         "ignore_index": ignore_index(layout, mask_dtype),
         "counts": _counts(result.records),
         "ignored_files": [{"path": p, "reason": why} for p, why in result.ignored],
-        "warnings": result.warnings,
+        "warnings": list(result.warnings),
         # Everything above depends only on the source and the parameters;
         # "run" describes this particular run (or, sharded, the last shard's).
         "run": {"started_at": started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
                 "workers": result.workers, "processed": result.processed, "reused": result.reused,
                 "shard": list(config.shard) if config.shard else None},
     }
-    _write_text(dst / BUILD_JSON, _json(info, indent=2) + "\n")
+    for warning in write_hub_files(dst, result.records, info, _write_text):
+        log.warning("%s", warning)
+        info["warnings"].append(warning)
+    _write_text(dst / BUILD_JSON, json_text(info, indent=2) + "\n")
     write_report(dst, config.src, result.records, info)
-    _write_text(dst / MANIFEST, "".join(_json(r.to_dict()) + "\n" for r in result.records))
+    _write_text(dst / MANIFEST, "".join(json_text(r.to_dict()) + "\n" for r in result.records))
     # The dataset is complete: resume state is no longer needed.
     leftovers = [state / PREVIOUS_MANIFEST, *state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"),
                  *(state / "shards").glob("*.jsonl")]

@@ -10,6 +10,7 @@ and why, so the build can report it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import unicodedata
@@ -140,6 +141,15 @@ def name_bytes(name: str) -> bytes:
 def printable(name: str) -> str:
     """A name as text for people: bytes that are not UTF-8 as \\xNN."""
     return name_bytes(name).decode("utf-8", "backslashreplace")
+
+
+def json_text(value: object, indent: Optional[int] = None) -> str:
+    """JSON text that is valid UTF-8 whatever the names in it.  A name that
+    is not UTF-8 holds surrogate escapes (as os functions give it); each
+    becomes a JSON \\udcXX escape, which json.loads turns back into the
+    same name."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def class_name(text: str) -> str:
