@@ -365,7 +365,7 @@ def summary(result: BuildResult) -> str:
                      f"(e.g. {printable(result.outside_classes[0])}): move them into class folders")
     others = len(result.ignored) - len(result.outside_classes)
     if others:
-        lines.append(f"  {others} other files and folders ignored (listed in build.json)")
+        lines.append(f"  {others} non-image files ignored (listed in build.json)")
     lines.append(f"  classes: {len(result.class_names)} -> {result.dst / 'classes.txt'}; "
                  f"every image's record: {result.dst / 'manifest.jsonl'}")
     lines.append(f"  to check it by eye, open {result.dst / 'report.html'}")
