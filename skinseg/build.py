@@ -402,7 +402,7 @@ class _Prepared:
         """What the shards of one build agree on: parameters and models,
         class ids, the images (not their contents: a shard on another
         machine sees other modification times)."""
-        listing = "\n".join(f"{t.source}|{t.class_id}|{t.stem}" for t in self.tasks)
+        listing = "\n".join(f"{t.source}|{t.split}|{t.class_id}|{t.stem}" for t in self.tasks)
         return {"build": self.build_fingerprint, "classes": self.class_names, "images": len(self.tasks),
                 "listing": hashlib.sha256(name_bytes(listing)).hexdigest()[:16]}
 
