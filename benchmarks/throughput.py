@@ -139,13 +139,9 @@ def skinseg_run(src: Path, dst: Path, workers: int, extra: list[str]) -> tuple[f
 def startup_seconds() -> tuple[float, float]:
     """(interpreter + imports + models, imports + models only)."""
     code = ("import time; t = time.perf_counter()\n"
-            "from pathlib import Path\n"
-            "from skinseg.build import _plan_models\n"
-            "from skinseg.config import BuildConfig\n"
-            "from skinseg.pipeline import Runtime, open_engines\n"
-            "cfg = BuildConfig(Path('.'), Path('.'), progress=False)\n"
-            "plans = _plan_models(cfg)\n"
-            "engines = open_engines(Runtime(Path('.'), Path('.'), cfg.pipeline, plans, 'uint8'))\n"
+            "from skinseg.config import PipelineConfig\n"
+            "from skinseg.pipeline import open_engines, plan_models\n"
+            "engines = open_engines(plan_models(PipelineConfig()))\n"
             "print(time.perf_counter() - t)\n"
             "engines.close()\n")
     started = time.perf_counter()

@@ -30,28 +30,25 @@ from . import __version__, outputs
 from .config import BuildConfig
 from .discover import (
     BACKGROUND_NAME,
-    KNOWN_SPLITS,
+    SPLIT_NAMES,
     DatasetError,
     Discovery,
     assign_class_ids,
     discover,
     identity,
     identity_chain,
-    mask_dtype_name,
+    json_text,
     name_bytes,
     read_class_file,
 )
-from .face import plan_detector
 from .forkserver import available_cpus
+from .hub import write_hub_files
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
 from .lock import Busy, destination_lock
-from .mesh import plan_mesher
 from .models import ModelUnavailable
-from .outputs import REPORT_DIR
-from .person import plan_segmenter
+from .outputs import REPORT_DIR, ignore_index, mask_dtype, max_classes
 from .pipeline import (
-    IMAGES_DIR,
-    MASKS_DIR,
+    OUTPUT_DIRS,
     PREVIEWS_DIR,
     ImageTask,
     ModelPlans,
@@ -59,6 +56,7 @@ from .pipeline import (
     Record,
     Runtime,
     output_paths,
+    plan_models,
 )
 from .report import PER_CLASS as REPORT_PER_CLASS
 from .report import write_report
@@ -72,7 +70,6 @@ PREVIOUS_MANIFEST = "manifest-previous.jsonl"     # in STATE_DIR while the new m
 BUILD_JSON = "build.json"
 CLASSES_TXT = "classes.txt"
 LEGEND = f"{PREVIEWS_DIR}/legend.png"
-MAX_CLASSES = 65535
 STATUSES = ("written", "skipped", "failed")
 
 
@@ -103,6 +100,7 @@ class BuildResult:
     complete: bool = True          # False: a shard whose siblings have not all finished
     workers: int = 1               # worker processes used
     failed_reused: int = 0         # failed in an earlier run with the same inputs, not tried again
+    outside_classes: list[str] = field(default_factory=list)   # images outside any class folder: not used
 
     def counts(self) -> dict[str, int]:
         c = Counter(r.status for r in self.records)
@@ -212,7 +210,7 @@ def previous_records(dst: Path) -> dict[str, Record]:
     return found
 
 
-_OUTPUT_PATH = re.compile(rf"({IMAGES_DIR}|{MASKS_DIR}|{PREVIEWS_DIR})/({'|'.join(KNOWN_SPLITS)})/"
+_OUTPUT_PATH = re.compile(rf"({'|'.join(OUTPUT_DIRS)})/({'|'.join(SPLIT_NAMES)})/"
                           r"[\w\-][\w.\-]*\.(jpg|png)")
 
 
@@ -242,16 +240,16 @@ def _reusable(dst: Path, record: Record, retry_failed: bool) -> bool:
     return record.status == "skipped" or all((dst / p).is_file() for p in record.output_paths())
 
 
-def task_fingerprint(build_fingerprint: str, src: Path, source: str, class_id: int, stem: str) -> str:
+def task_fingerprint(build_fingerprint: str, src: Path, source: str, split: str, class_id: int, stem: str) -> str:
     """Identity of everything that decides an image's outputs: the source
-    file (size, modification time), the parameters and models, its class id
-    and output name."""
+    file (size, modification time), the parameters and models, its split,
+    class id and output name."""
     try:
         st = (src / source).stat()
         stamp = f"{st.st_size}:{st.st_mtime_ns}"
     except OSError:
         stamp = "unreadable"
-    blob = "|".join((build_fingerprint, source, stamp, str(class_id), stem))
+    blob = "|".join((build_fingerprint, source, stamp, split, str(class_id), stem))
     return hashlib.sha256(name_bytes(blob)).hexdigest()[:16]
 
 
@@ -268,28 +266,20 @@ def _resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
                     ", ".join(f"{class_names.index(n) + 1}={n}" for n in added))
     if not class_names:
         raise BuildError(f"no class folders found under the split folders of {config.src}")
-    if len(class_names) > MAX_CLASSES:
-        raise BuildError(f"{len(class_names)} classes do not fit in a 16-bit mask (at most {MAX_CLASSES})")
-    if mask_dtype_name(len(class_names)) == "uint16":
-        log.warning("%d classes do not fit in 8 bits: masks are written as 16-bit PNGs (uint16)", len(class_names))
+    layout = config.pipeline.output.layout
+    if len(class_names) > max_classes(layout, "uint16"):
+        raise BuildError(f"{len(class_names)} classes do not fit in a 16-bit mask (at most "
+                         f"{max_classes(layout, 'uint16')} with --layout {layout})")
+    if mask_dtype(len(class_names), layout) == "uint16":
+        log.warning("%d classes do not fit in 8 bits: masks are written as 16-bit PNGs (uint16; mmsegmentation "
+                    "casts masks to 8 bits, see the README)", len(class_names))
     return class_names
 
 
 def _plan_models(config: BuildConfig) -> ModelPlans:
     """Find (or download) the models once, before any worker starts."""
-    face, skin = config.pipeline.face, config.pipeline.skin
-
-    def explicit(path: Optional[str]) -> Optional[Path]:
-        return Path(path) if path else None
-
     try:
-        plans = ModelPlans(
-            plan_detector(face.enabled, face.detector, explicit(face.model_path), face.min_score,
-                          show_progress=config.progress),
-            plan_segmenter(config.pipeline.uses_person_segmentation, explicit(skin.person_model_path),
-                           show_progress=config.progress),
-            plan_mesher(config.pipeline.uses_face_mesh, explicit(skin.mesh_model_path),
-                        show_progress=config.progress))
+        plans = plan_models(config.pipeline, config.progress)
     except ModelUnavailable as exc:
         raise BuildError(str(exc)) from None
     for note in (plans.detector.note, plans.segmenter.note, plans.mesher.note):
@@ -323,15 +313,6 @@ def _counts(records: list[Record]) -> dict:
 
 def _write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _json(value: object, indent: Optional[int] = None) -> str:
-    """JSON text that is valid UTF-8 whatever the names in it.  A name that
-    is not UTF-8 holds surrogate escapes (as os functions give it); each
-    becomes a JSON \\udcXX escape, which json.loads turns back into the
-    same name."""
-    text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _remove_stale_outputs(dst: Path, final: list[Record]) -> int:
@@ -421,7 +402,7 @@ class _Prepared:
         """What the shards of one build agree on: parameters and models,
         class ids, the images (not their contents: a shard on another
         machine sees other modification times)."""
-        listing = "\n".join(f"{t.source}|{t.class_id}|{t.stem}" for t in self.tasks)
+        listing = "\n".join(f"{t.source}|{t.split}|{t.class_id}|{t.stem}" for t in self.tasks)
         return {"build": self.build_fingerprint, "classes": self.class_names, "images": len(self.tasks),
                 "listing": hashlib.sha256(name_bytes(listing)).hexdigest()[:16]}
 
@@ -432,30 +413,31 @@ def build(config: BuildConfig) -> BuildResult:
     src, dst = config.src, config.dst
     check_paths(src, dst, config.overwrite)
     try:
-        discovery = discover(src, dst)
+        discovery = discover(src, dst, config.input)
     except DatasetError as exc:
         raise BuildError(str(exc)) from None
     for warning in discovery.warnings:
         log.warning("%s", warning)
     class_names = _resolve_classes(config, discovery)
     class_ids = {name: i for i, name in enumerate(class_names, start=1)}
-    mask_dtype = mask_dtype_name(len(class_names))
+    dtype = mask_dtype(len(class_names), config.pipeline.output.layout)
     plans = _plan_models(config)
     _check_writable(dst)
 
     # The version is part of it: a new release may compute masks differently.
     build_fingerprint = hashlib.sha256(
-        f"{__version__}|{config.pipeline.fingerprint()}|{plans.signature}|{mask_dtype}"
+        f"{__version__}|{config.pipeline.fingerprint()}|{plans.signature}|{dtype}"
         .encode()).hexdigest()[:16]
     sampled = sample_sources(discovery, config.sample)
     tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
-                       task_fingerprint(build_fingerprint, src, img.source, class_ids[img.class_name], img.stem))
+                       task_fingerprint(build_fingerprint, src, img.source, img.split, class_ids[img.class_name],
+                                        img.stem))
              for img in discovery.images if sampled is None or img.source in sampled]
-    prepared = _Prepared(config, discovery, class_names, mask_dtype, plans, build_fingerprint,
+    prepared = _Prepared(config, discovery, class_names, dtype, plans, build_fingerprint,
                          _mark_report_sample(tasks), started, started_at)
     group = None
     if config.shard is not None:
-        group = hashlib.sha256(_json([config.shard[1], prepared.identity()]).encode()).hexdigest()[:16]
+        group = hashlib.sha256(json_text([config.shard[1], prepared.identity()]).encode()).hexdigest()[:16]
     try:
         with destination_lock(dst / STATE_DIR, dst, group):
             return _build_locked(prepared)
@@ -497,12 +479,12 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     # What is about to be written, before it is: a build killed half-way
     # through an image leaves files no record names, and these lines let a
     # later build remove them.
-    extension = config.pipeline.output.image_extension
     journal_path = dst / STATE_DIR / _state_name("journal", config.shard)
+    output = config.pipeline.output
     try:
         with open(dst / STATE_DIR / _state_name("pending", config.shard), "a", encoding="utf-8") as handle:
-            handle.write("".join(_json({"pending": t.source, "outputs": output_paths(t, extension)}) + "\n"
-                                 for t in pending))
+            handle.write("".join(json_text({"pending": t.source, "outputs": list(output_paths(t, output).values())})
+                                 + "\n" for t in pending))
         journal = open(journal_path, "a", encoding="utf-8")
     except OSError as exc:
         bar.close()
@@ -512,7 +494,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     def on_record(record: Record) -> None:
         final[record.source] = record
         try:
-            journal.write(_json(record.to_dict()) + "\n")
+            journal.write(json_text(record.to_dict()) + "\n")
             journal.flush()
         except OSError as exc:
             raise OutputWriteError(f"cannot write {journal_path}: {exc.strerror or exc}") from None
@@ -536,6 +518,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     result = BuildResult(dst, [final[t.source] for t in mine], prepared.class_names, processed=len(pending),
                          reused=reused, elapsed_seconds=time.monotonic() - prepared.started,
                          warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
+                         outside_classes=prepared.discovery.outside_classes,
                          shard=config.shard, workers=workers, failed_reused=failed_reused)
     try:
         if config.shard is not None:
@@ -558,7 +541,7 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
     assert config.shard is not None
     index, count = config.shard
     agreed = prepared.identity()
-    lines = [_json({"shard": index, "of": count, **agreed})] + [_json(r.to_dict()) for r in records]
+    lines = [json_text({"shard": index, "of": count, **agreed})] + [json_text(r.to_dict()) for r in records]
     _write_text(_shard_file(config.dst, index, count), "\n".join(lines) + "\n")
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
@@ -583,7 +566,7 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
 
 
 def _remove_temp_files(dst: Path) -> None:
-    for folder in (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, STATE_DIR, REPORT_DIR):
+    for folder in (*OUTPUT_DIRS, STATE_DIR, REPORT_DIR):
         remove_temp_files(dst / folder)
 
 
@@ -604,7 +587,9 @@ def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans, mask_
         with contextlib.suppress(FileNotFoundError):       # another shard finishing set it aside
             os.replace(dst / MANIFEST, state / PREVIOUS_MANIFEST)
     _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
-    atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names), ".png"))
+    layout = config.pipeline.output.layout
+    atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names, layout, mask_dtype),
+                                                  ".png"))
     info = {
         "tool": "skinseg",
         "version": __version__,
@@ -612,6 +597,7 @@ def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans, mask_
             "src": str(config.src),
             "classes_file": str(config.classes_file) if config.classes_file else None,
             "sample_per_class": config.sample,
+            "input": dataclasses.asdict(config.input),
             **config.pipeline.to_dict(),
         },
         "face_detector": {"name": plans.detector.name, "model": _model_name(plans.detector.model_path),
@@ -621,18 +607,23 @@ def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans, mask_
         "face_mesh": {"model": _model_name(plans.mesher.model_path), "signature": plans.mesher.signature},
         "classes": [BACKGROUND_NAME] + result.class_names,
         "mask_dtype": mask_dtype,
+        "layout": layout,
+        "ignore_index": ignore_index(layout, mask_dtype),
         "counts": _counts(result.records),
         "ignored_files": [{"path": p, "reason": why} for p, why in result.ignored],
-        "warnings": result.warnings,
+        "warnings": list(result.warnings),
         # Everything above depends only on the source and the parameters;
         # "run" describes this particular run (or, sharded, the last shard's).
         "run": {"started_at": started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
                 "workers": result.workers, "processed": result.processed, "reused": result.reused,
                 "shard": list(config.shard) if config.shard else None},
     }
-    _write_text(dst / BUILD_JSON, _json(info, indent=2) + "\n")
+    for warning in write_hub_files(dst, result.records, info, _write_text):
+        log.warning("%s", warning)
+        info["warnings"].append(warning)
+    _write_text(dst / BUILD_JSON, json_text(info, indent=2) + "\n")
     write_report(dst, config.src, result.records, info)
-    _write_text(dst / MANIFEST, "".join(_json(r.to_dict()) + "\n" for r in result.records))
+    _write_text(dst / MANIFEST, "".join(json_text(r.to_dict()) + "\n" for r in result.records))
     # The dataset is complete: resume state is no longer needed.
     leftovers = [state / PREVIOUS_MANIFEST, *state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"),
                  *(state / "shards").glob("*.jsonl")]

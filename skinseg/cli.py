@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import click
+from click.core import ParameterSource
 
 from . import __version__, forkserver
-from .config import BuildConfig, CleanupParams, FaceParams, OutputParams, PipelineConfig, SkinParams
+from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
 
 if TYPE_CHECKING:
     from .build import BuildResult
@@ -83,6 +84,39 @@ class TripleType(click.ParamType):
         return numbers
 
 
+class SplitRatioType(click.ParamType):
+    """'train=0.8,val=0.2' -> (('train', 0.8), ('val', 0.2)); shares add up to 1."""
+
+    name = "SPLIT=SHARE,..."
+
+    def get_metavar(self, param, ctx=None):
+        return "SPLIT=SHARE,..."
+
+    def convert(self, value, param, ctx):
+        from .discover import SPLIT_NAMES
+
+        if isinstance(value, tuple):
+            return value
+        pairs = []
+        for part in str(value).replace(" ", "").split(","):
+            name, _, share = part.partition("=")
+            name = name.lower()
+            try:
+                number = float(share)
+            except ValueError:
+                self.fail(f"{part!r} is not SPLIT=SHARE, e.g. train=0.8", param, ctx)
+            if name not in SPLIT_NAMES:
+                self.fail(f"{name!r} is not a split name ({', '.join(SPLIT_NAMES)})", param, ctx)
+            if not (math.isfinite(number) and 0 < number <= 1):
+                self.fail(f"the share of {name} must be above 0 and at most 1, not {share}", param, ctx)
+            if name in dict(pairs):
+                self.fail(f"{name} is given twice", param, ctx)
+            pairs.append((name, number))
+        if abs(sum(n for _, n in pairs) - 1) > 1e-6:
+            self.fail(f"the shares add up to {sum(n for _, n in pairs):g}, not 1", param, ctx)
+        return tuple(pairs)
+
+
 HSV = TripleType((179, 255, 255), "H,S,V")
 YCRCB = TripleType((255, 255, 255), "Y,Cr,Cb")
 
@@ -104,6 +138,20 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               help="Classification dataset: <src>/<split>/<class>/<images>.")
 @click.option("--dst", type=click.Path(path_type=Path), default=Path("dataset"), show_default=True,
               help="Where the segmentation dataset is written.")
+@click.option("--skip-unknown-folders", is_flag=True,
+              help="A top-level folder of --src that is not a split folder is skipped (listed in build.json) "
+                   "instead of stopping the build.")
+@click.option("--split-ratio", type=SplitRatioType(), default=None,
+              help="For a source without split folders (<src>/<class>/<images>): divide each class's images into "
+                   "these splits, e.g. train=0.8,val=0.1,test=0.1 (train=1: one split).")
+@click.option("--split-seed", type=int, default=InputParams.split_seed, show_default=True,
+              help="With --split-ratio: which images go where (the same seed gives the same splits).")
+@click.option("--layout", type=click.Choice(["original", "train-ready"]), default=_DEFAULTS.output.layout,
+              show_default=True,
+              help="original: skin-only images, 0 = not skin (ignored). train-ready: real images, 0 = not skin (a "
+                   "class), 255 = ignore along mask edges, plus a 0/1 skin mask per image.")
+@click.option("--ignore-band", type=click.IntRange(0, 100), default=_DEFAULTS.output.ignore_band, show_default=True,
+              metavar="PIXELS", help="train-ready: pixels on each side of every mask edge marked 255 (ignore).")
 @click.option("--classes", "classes_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="An existing classes.txt whose ids are kept (new classes are appended).")
 @click.option("--method", type=click.Choice(["adaptive", "rules"]), default=_DEFAULTS.skin.method,
@@ -129,7 +177,16 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 @click.option("--face-margin", type=FiniteFloatRange(0, 5), default=_DEFAULTS.face.margin, show_default=True,
               help="Crop margin on each side, as a fraction of the face box size.")
 @click.option("--crop/--no-crop", default=True, show_default=True,
-              help="Crop outputs to the face (--no-crop keeps detection but writes the whole image).")
+              help="Crop outputs around the faces (--no-crop keeps detection but writes the whole image).")
+@click.option("--crop-faces", type=click.Choice(["all", "best"]), default=None,
+              help="Crop around every face found, or the best one only [default: all; best with --method rules, "
+                   "as the original].")
+@click.option("--crop-to-skin/--no-crop-to-skin", default=None,
+              help="The crop also covers every skin region found (arms, hands, other people) [default: on; off "
+                   "with --method rules, which finds skin inside the crop].")
+@click.option("--min-crop-side", type=click.IntRange(0), default=_DEFAULTS.face.min_crop_side, show_default=True,
+              metavar="PIXELS", help="A crop is grown around its centre to at least this many pixels a side "
+                                     "[--method rules: 0].")
 @click.option("--person-segmentation/--no-person-segmentation", default=True, show_default=True,
               help="adaptive: drop skin-coloured background around people found by MediaPipe's selfie "
                    "segmenter (used when a face is found; skipped with a warning if its model is unavailable).")
@@ -151,9 +208,9 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               show_default=True, help="With --components all: smallest region kept, as a fraction of the image.")
 @click.option("--min-skin-fraction", type=FiniteFloatRange(0, 1), default=_DEFAULTS.cleanup.min_skin_fraction,
               show_default=True, help="Images with less skin than this fraction are skipped (and recorded).")
-@click.option("--background", type=click.Choice(["black", "transparent", "original"]),
-              default=_DEFAULTS.output.background, show_default=True,
-              help="Non-skin pixels of the skin-only image: black, transparent (RGBA PNG) or kept.")
+@click.option("--background", type=click.Choice(["black", "transparent", "original"]), default=None,
+              help="Non-skin pixels of the skin-only image: black, transparent (RGBA PNG) or kept "
+                   "[default: black; the train-ready layout keeps them].")
 @click.option("--image-format", type=click.Choice(["jpg", "png"]), default=_DEFAULTS.output.image_format,
               show_default=True, help="Format of the skin-only image (masks are always PNG).")
 @click.option("--max-pixels", type=click.IntRange(1), default=_DEFAULTS.max_pixels, show_default=True,
@@ -173,12 +230,14 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 @click.option("--overwrite", is_flag=True, help="Rebuild every image; allow a non-empty dst that is not a build.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; warnings and errors only.")
 @click.version_option(__version__, prog_name="skinseg")
-def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_min, hsv_max, ycrcb_min, ycrcb_max,
+def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_seed: int, layout: str,
+         ignore_band: int, classes_file: Optional[Path], method: str, hsv_min, hsv_max, ycrcb_min, ycrcb_max,
          face_enabled: bool, face_detector: str, face_model: Optional[Path], min_face_score: float,
-         face_margin: float, crop: bool, person_segmentation: bool, person_model: Optional[Path],
+         face_margin: float, crop: bool, crop_faces: Optional[str], crop_to_skin: Optional[bool], min_crop_side: int,
+         person_segmentation: bool, person_model: Optional[Path],
          face_mesh: bool, mesh_model: Optional[Path],
          kernel_size: int, morph_iterations: int, components: Optional[str],
-         min_component_area: float, min_skin_fraction: float, background: str, image_format: str,
+         min_component_area: float, min_skin_fraction: float, background: Optional[str], image_format: str,
          max_pixels: int, workers: Optional[int], image_timeout: float, retry_failed: bool,
          shard: Optional[tuple[int, int]], sample: Optional[int],
          overwrite: bool, quiet: bool) -> None:
@@ -192,21 +251,32 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
     _check_order("--ycrcb-min", ycrcb_min, "--ycrcb-max", ycrcb_max, wrap_first=False)
     if image_format == "jpg" and background == "transparent":
         image_format = "png"    # JPEG has no alpha channel
+    if layout == "train-ready" and background not in (None, "original"):
+        raise click.BadParameter("the train-ready layout writes the real image; --background black or transparent "
+                                 "is only for --layout original", param_hint="--background")
+    rules = method == "rules"
+    if rules and click.get_current_context().get_parameter_source("min_crop_side") is ParameterSource.DEFAULT:
+        min_crop_side = 0      # the original tool cropped to the best face, whatever its size
     pipeline = PipelineConfig(
         face=FaceParams(enabled=face_enabled, detector=face_detector,
                         model_path=str(face_model) if face_model else None, min_score=min_face_score,
-                        crop=crop, margin=face_margin),
+                        crop=crop, margin=face_margin, crop_faces=crop_faces or ("best" if rules else "all"),
+                        crop_to_skin=not rules if crop_to_skin is None else crop_to_skin,
+                        min_crop_side=min_crop_side),
         skin=SkinParams(method=method, person_segmentation=person_segmentation,
                         person_model_path=str(person_model) if person_model else None,
                         face_mesh=face_mesh, mesh_model_path=str(mesh_model) if mesh_model else None,
                         hsv_min=hsv_min, hsv_max=hsv_max, ycrcb_min=ycrcb_min, ycrcb_max=ycrcb_max),
         cleanup=CleanupParams(kernel_size=kernel_size, iterations=morph_iterations,
-                              keep=components or ("largest" if method == "rules" else "all"),
+                              keep=components or ("largest" if rules else "all"),
                               min_component_area=min_component_area, min_skin_fraction=min_skin_fraction),
-        output=OutputParams(background=background, image_format=image_format),
+        output=OutputParams(layout=layout, ignore_band=ignore_band, background=background,
+                            image_format=image_format),
         max_pixels=max_pixels,
     )
     config = BuildConfig(src=src, dst=dst, pipeline=pipeline, classes_file=classes_file,
+                         input=InputParams(skip_unknown_folders=skip_unknown_folders, split_ratio=split_ratio,
+                                           split_seed=split_seed),
                          workers=workers or forkserver.available_cpus(), overwrite=overwrite,
                          shard=shard, sample=sample, image_timeout=image_timeout, retry_failed=retry_failed,
                          progress=not quiet and sys.stderr.isatty())
@@ -218,10 +288,10 @@ def main(src: Path, dst: Path, classes_file: Optional[Path], method: str, hsv_mi
         # The workers' fork server imports OpenCV and MediaPipe while this
         # process imports them too (below), rather than after it.
         forkserver.start(config.pipeline.may_use_mediapipe)
-        from .build import BuildAborted, BuildError, BuildInterrupted, build
+        from .api import BuildAborted, BuildError, BuildInterrupted, build_dataset
 
         try:
-            result = build(config)
+            result = build_dataset(config)
         except BuildError as exc:
             raise click.UsageError(str(exc)) from None
         except BuildAborted as exc:
@@ -289,8 +359,13 @@ def summary(result: BuildResult) -> str:
     if result.failed_reused:
         lines.append(f"  {result.failed_reused} of the failed images failed in an earlier run and were not tried "
                      "again (nothing changed); --retry-failed tries them again")
-    if result.ignored:
-        lines.append(f"  {len(result.ignored)} non-image files ignored (listed in build.json)")
+    if result.outside_classes:
+        count = len(result.outside_classes)
+        lines.append(f"  {count} image{'s' if count > 1 else ''} outside any class folder not used "
+                     f"(e.g. {printable(result.outside_classes[0])}): move them into class folders")
+    others = len(result.ignored) - len(result.outside_classes)
+    if others:
+        lines.append(f"  {others} non-image files ignored (listed in build.json)")
     lines.append(f"  classes: {len(result.class_names)} -> {result.dst / 'classes.txt'}; "
                  f"every image's record: {result.dst / 'manifest.jsonl'}")
     lines.append(f"  to check it by eye, open {result.dst / 'report.html'}")

@@ -27,6 +27,8 @@ MethodName = Literal["rules", "adaptive"]
 KeepMode = Literal["largest", "all"]
 Background = Literal["black", "transparent", "original"]
 ImageFormat = Literal["jpg", "png"]
+Layout = Literal["original", "train-ready"]
+CropFaces = Literal["all", "best"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class FaceParams:
     min_score: float = 0.5
     crop: bool = True
     margin: float = 0.35                 # fraction of the box added on each side
+    # The crop policy (crop.py): around every face (or the best one), and
+    # every skin region found; at least min_crop_side pixels a side.
+    crop_faces: CropFaces = "all"
+    crop_to_skin: bool = True
+    min_crop_side: int = 160
 
 
 @dataclass(frozen=True)
@@ -63,14 +70,33 @@ class CleanupParams:
 
 @dataclass(frozen=True)
 class OutputParams:
-    background: Background = "black"
+    """How the outputs are rendered from an image and its skin mask."""
+
+    # 'original': skin-only image, 0 = not skin (ignored in training), k = class.
+    # 'train-ready': the real image, 0 = not skin (a class), k = class, IGNORE
+    # in a band along the mask's edges, plus a 0/1 skin mask.
+    layout: Layout = "original"
+    ignore_band: int = 3                 # train-ready: pixels on each side of a mask edge that are IGNORE
+    background: Optional[Background] = None    # None: the layout's (black; train-ready: original)
     image_format: ImageFormat = "jpg"
     jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        if self.layout == "train-ready" and self.background not in (None, "original"):
+            # Blacked-out inputs leak the label and look nothing like photos at inference.
+            raise ValueError(f"the train-ready layout writes the real image; background {self.background!r} "
+                             "is only for the original layout")
+
+    @property
+    def image_background(self) -> Background:
+        if self.background is not None:
+            return self.background
+        return "original" if self.layout == "train-ready" else "black"
 
     @property
     def image_extension(self) -> str:
         # Transparency needs an alpha channel, which JPEG lacks.
-        return ".png" if self.background == "transparent" or self.image_format == "png" else ".jpg"
+        return ".png" if self.image_background == "transparent" or self.image_format == "png" else ".jpg"
 
 
 @dataclass(frozen=True)
@@ -105,10 +131,21 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class InputParams:
+    """How the source folder is read (discover.py)."""
+
+    skip_unknown_folders: bool = False   # a top-level folder that is not a split: skipped, not an error
+    # Sources without split folders: (split, share) pairs that add up to 1.
+    split_ratio: Optional[tuple[tuple[str, float], ...]] = None
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     src: Path
     dst: Path
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    input: InputParams = field(default_factory=InputParams)
     classes_file: Optional[Path] = None
     workers: int = 1
     overwrite: bool = False

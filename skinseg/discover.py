@@ -1,6 +1,8 @@
 """Find the images of a classification dataset and give every class an id.
 
-Layout: ``src/<split>/<class>/**/<image>``.  Nothing here reads pixels; the
+Layout: ``src/<split>/<class>/**/<image>``, split folders named in any case
+(`SPLIT_NAMES`); or ``src/<class>/**/<image>`` divided into splits by a
+seeded ratio (`InputParams.split_ratio`).  Nothing here reads pixels; the
 result is a deterministic, sorted list of `SourceImage` plus what was ignored
 and why, so the build can report it.
 """
@@ -8,6 +10,7 @@ and why, so the build can report it.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import unicodedata
@@ -15,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .config import InputParams
 from .imageio import NotReadable, read_regular_file
 
-KNOWN_SPLITS = ("train", "valid", "val", "test")
+# Folder names read as splits, in any case; the split is the name in lower case.
+SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "dev", "test", "testing")
+# Not a dataset folder: the resource forks macOS's zip tool adds.
+MACOS_ZIP_FOLDER = "__MACOSX"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 BACKGROUND_NAME = "background"
-UINT8_MAX_CLASSES = 255
 
 
 class DatasetError(Exception):
@@ -41,6 +47,7 @@ class Discovery:
     class_names: list[str]                               # sorted union over all splits
     ignored: list[tuple[str, str]] = field(default_factory=list)   # (path, reason)
     warnings: list[str] = field(default_factory=list)
+    outside_classes: list[str] = field(default_factory=list)      # images not in a class folder: not used
 
 
 def _is_hidden(name: str) -> bool:
@@ -73,6 +80,7 @@ def _folders_below(root: Path) -> set[Identity]:
     return found
 
 
+OUTSIDE_CLASSES = "an image outside any class folder: not used (its class is unknown; move it into a class folder)"
 NOT_SOURCE = "the destination (--dst), or a folder in it, reached through a link or mount: not read as source"
 CONTAINS_SOURCE = "a link to a folder that contains the source (such as / or ..): not followed"
 READ_ALREADY = "a folder already read, reached again through a link (a loop, or a second way to the same images)"
@@ -135,6 +143,15 @@ def printable(name: str) -> str:
     return name_bytes(name).decode("utf-8", "backslashreplace")
 
 
+def json_text(value: object, indent: Optional[int] = None) -> str:
+    """JSON text that is valid UTF-8 whatever the names in it.  A name that
+    is not UTF-8 holds surrogate escapes (as os functions give it); each
+    becomes a JSON \\udcXX escape, which json.loads turns back into the
+    same name."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def class_name(text: str) -> str:
     """The class a folder name (or a line of classes.txt) names.  The same
     rule on both sides is what makes classes.txt round-trip: bytes that are
@@ -172,7 +189,7 @@ def _fit(stem: str, source: str) -> str:
     return f"{start}-{hashlib.sha1(name_bytes(source)).hexdigest()[:16]}"
 
 
-def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
+def _output_stems(items: list[tuple[str, str, str, str]]) -> dict[str, str]:
     """Map each source path to a stem unique within its split.
 
     The readable stem is ``<class>__<path below class without extension>``.
@@ -181,16 +198,15 @@ def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
     so the result does not depend on which one was seen first.
     """
     readable: dict[str, str] = {}
-    for source, _split, name in items:
-        below_class = source.split("/", 2)[2]
+    for source, _split, name, below_class in items:
         without_ext = below_class.rsplit(".", 1)[0]
         readable[source] = safe_name(name) + "__" + safe_name(without_ext.replace("/", "__"))
     counts: dict[tuple[str, str], int] = {}
-    for source, split, _ in items:
+    for source, split, _, _ in items:
         key = (split, readable[source].casefold())  # case-insensitive file systems exist
         counts[key] = counts.get(key, 0) + 1
     stems = {}
-    for source, split, _ in items:
+    for source, split, _, _ in items:
         stem = readable[source]
         if counts[(split, stem.casefold())] > 1:
             stem += "-" + hashlib.sha1(name_bytes(source)).hexdigest()[:8]
@@ -198,13 +214,58 @@ def _output_stems(items: list[tuple[str, str, str]]) -> dict[str, str]:
     return stems
 
 
-def discover(src: Path, dst: Optional[Path] = None) -> Discovery:
+def split_name(folder: str) -> Optional[str]:
+    """The split a top-level folder is (its name in lower case), or None."""
+    name = unicodedata.normalize("NFC", printable(folder)).strip().casefold()
+    return name if name in SPLIT_NAMES else None
+
+
+def divide(items: list[tuple[str, str]], ratio: tuple[tuple[str, float], ...], seed: int) -> dict[str, str]:
+    """Split of each (source, class): per class, in an order fixed by a hash
+    of the seed and the source path, the first shares go to the first split
+    and so on; counts are rounded so that they add up (largest remainder)."""
+    by_class: dict[str, list[str]] = {}
+    for source, name in items:
+        by_class.setdefault(name, []).append(source)
+    chosen: dict[str, str] = {}
+    for sources in by_class.values():
+        sources.sort(key=lambda s: hashlib.sha1(name_bytes(f"{seed}|{s}")).hexdigest())
+        exact = [share * len(sources) for _, share in ratio]
+        counts = [int(x) for x in exact]
+        by_remainder = sorted(range(len(ratio)), key=lambda i: (counts[i] - exact[i], i))
+        for i in by_remainder[:len(sources) - sum(counts)]:
+            counts[i] += 1
+        start = 0
+        for (split, _), count in zip(ratio, counts):
+            chosen.update(dict.fromkeys(sources[start:start + count], split))
+            start += count
+    return chosen
+
+
+def _no_splits_error(src: Path, folders: list[str]) -> DatasetError:
+    """Why a source without split folders cannot be read, and what to do."""
+    expected = ", ".join(SPLIT_NAMES)
+    if split_name(src.resolve().name):
+        parent = src.resolve().parent
+        return DatasetError(f"--src {src} is itself a split folder ('{src.resolve().name}'): point --src at the "
+                            f"folder that holds the split folders, {parent}")
+    if folders:
+        shown = ", ".join(f"'{printable(f)}'" for f in folders[:5]) + (", ..." if len(folders) > 5 else "")
+        return DatasetError(f"no split folders in {src} (expected {expected}, in any case); its folders {shown} "
+                            "look like class folders: pass --split-ratio train=1 to convert them into one split, "
+                            "or e.g. --split-ratio train=0.8,val=0.1,test=0.1 to divide them (--split-seed)")
+    return DatasetError(f"no split folders in {src}: expected at least one of {expected} "
+                        "(layout: <src>/<split>/<class>/<image>)")
+
+
+def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams] = None) -> Discovery:
     """List every image under the split/class folders of src, sorted.
 
     Links to folders are followed (a dataset assembled from links keeps
     working), each folder once, except into dst and into a folder that
     contains src; what is not followed is listed as ignored, with why.
     """
+    params = params or InputParams()
     if not src.is_dir():
         raise DatasetError(f"source folder {src} does not exist or is not a folder")
     refused = dict.fromkeys(identity_chain(src), CONTAINS_SOURCE)
@@ -212,7 +273,8 @@ def discover(src: Path, dst: Optional[Path] = None) -> Discovery:
         refused.update(dict.fromkeys(_folders_below(dst), NOT_SOURCE))
     warnings: list[str] = []
     ignored: list[tuple[str, str]] = []
-    found: list[tuple[str, str, str]] = []
+    outside: list[str] = []
+    found: list[tuple[str, str, str, str]] = []      # source, split, class, path below the class folder
     class_names: set[str] = set()
 
     def folders(parent: Path, where: str) -> Iterable[os.DirEntry]:
@@ -222,57 +284,92 @@ def discover(src: Path, dst: Optional[Path] = None) -> Discovery:
             if _is_hidden(entry.name):
                 continue
             if not entry.is_dir():
-                ignored.append((relative, "file at the top level of the source, outside any split folder" if not where
-                                else "file directly in a split folder, outside any class folder"))
+                if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                    outside.append(relative)
+                    ignored.append((relative, OUTSIDE_CLASSES))
+                else:
+                    ignored.append((relative, "file at the top level of the source, outside any split folder"
+                                    if not where else "file directly in a split folder, outside any class folder"))
             elif why := refused.get(identity(Path(entry.path))):
                 ignored.append((relative, why))
+            elif entry.name == MACOS_ZIP_FOLDER:
+                ignored.append((relative, "macOS zip metadata (resource forks), not images"))
             else:
                 yield entry
 
-    split_dirs = []
-    for entry in folders(src, ""):
-        if entry.name in KNOWN_SPLITS:
-            split_dirs.append(entry.name)
-        else:
-            warnings.append(
-                f"top-level folder '{printable(entry.name)}' is not a split ({', '.join(KNOWN_SPLITS)}); "
-                "its images are not used"
-            )
-    if not split_dirs:
-        raise DatasetError(
-            f"no split folders in {src}: expected at least one of {', '.join(KNOWN_SPLITS)} "
-            "(layout: <src>/<split>/<class>/<image>)"
-        )
-    if "val" in split_dirs and "valid" in split_dirs:
-        warnings.append("both 'val' and 'valid' exist; they are kept as two separate splits")
-    class_dirs: list[tuple[str, Path, str]] = []
-    for split in split_dirs:
-        for entry in folders(src / split, f"{split}/"):
-            name = class_name(entry.name)
-            problem = class_name_problem(name)
-            if problem:
-                raise DatasetError(f"class folder {split}/{printable(entry.name)!r} cannot be a class: its name "
-                                   f"{problem}; rename the folder")
-            class_dirs.append((split, Path(entry.path), name))
+    top = list(folders(src, ""))
+    splits = [(entry, split_name(entry.name)) for entry in top]
+    split_dirs = [(entry.name, split) for entry, split in splits if split]
+    others = [entry.name for entry, split in splits if not split]
+    class_dirs: list[tuple[str, Path, str]] = []     # split ("" until divided), folder, class name
+    if split_dirs and params.split_ratio:
+        raise DatasetError(f"--split-ratio is for sources without split folders, and {src} has "
+                           f"{', '.join(printable(f) for f, _ in split_dirs)}: leave --split-ratio out")
+    if split_dirs:
+        by_split: dict[str, list[str]] = {}
+        for folder, split in split_dirs:
+            by_split.setdefault(split, []).append(folder)
+        for split, names in by_split.items():
+            if len(names) > 1:
+                raise DatasetError(f"the folders {' and '.join(repr(printable(n)) for n in names)} in {src} are both "
+                                   f"split '{split}': merge them or rename one")
+        for folder in others:
+            if params.skip_unknown_folders:
+                ignored.append((folder, "not a split folder: skipped (--skip-unknown-folders)"))
+            else:
+                raise DatasetError(f"top-level folder '{printable(folder)}' in {src} is not a split folder "
+                                   f"({', '.join(SPLIT_NAMES)}, in any case), so its images would not be used: "
+                                   "rename it, move it out, or pass --skip-unknown-folders to leave it out")
+        present = {split for _, split in split_dirs}
+        if {"val", "valid"} <= present or {"val", "validation"} <= present or {"valid", "validation"} <= present:
+            warnings.append("more than one validation folder (val, valid, validation) exists; "
+                            "they are kept as separate splits")
+        for folder, split in split_dirs:
+            for entry in folders(src / folder, f"{folder}/"):
+                class_dirs.append((split, Path(entry.path), entry.name))
+    elif params.split_ratio:
+        class_dirs = [("", src / name, name) for name in others]
+    else:
+        raise _no_splits_error(src, others)
+
+    named: list[tuple[str, Path, str]] = []
+    for split, folder, raw in class_dirs:
+        name = class_name(raw)
+        problem = class_name_problem(name)
+        if problem:
+            shown = folder.relative_to(src).as_posix()
+            raise DatasetError(f"class folder {printable(shown)!r} cannot be a class: its name {problem}; "
+                               "rename the folder")
+        named.append((split, folder, name))
+    if not named and outside:
+        raise DatasetError(f"the images in {src} are not in class folders (e.g. {printable(outside[0])}): "
+                           "skinseg needs <split>/<class>/<image>, the class being the folder's name")
+    if outside:
+        warnings.append(f"{len(outside)} image{'s' if len(outside) > 1 else ''} outside any class folder "
+                        f"(e.g. {printable(outside[0])}) {'are' if len(outside) > 1 else 'is'} not used: "
+                        "move them into class folders")
     # Folders that are splits or classes themselves are never entered through a link.
-    seen = {i for i in (identity(p) for p in [src] + [src / s for s in split_dirs] + [d for _, d, _ in class_dirs])
+    seen = {i for i in (identity(p) for p in [src] + [src / f for f, _ in split_dirs] + [d for _, d, _ in named])
             if i is not None}
-    for split, class_dir, name in class_dirs:
+    for split, class_dir, name in named:
         class_names.add(name)
         for path, why in _walk(class_dir, seen, refused):
             relative = path.relative_to(src).as_posix()
             if why:
                 ignored.append((relative, why))
             elif path.suffix.lower() in IMAGE_EXTENSIONS:
-                found.append((relative, split, name))
+                found.append((relative, split, name, path.relative_to(class_dir).as_posix()))
             else:
                 ignored.append((relative, "not an image file name (extension is not one of "
                                 + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
+    if params.split_ratio:
+        chosen = divide([(source, name) for source, _, name, _ in found], params.split_ratio, params.split_seed)
+        found = [(source, chosen[source], name, below) for source, _, name, below in found]
     found.sort()
     stems = _output_stems(found)
-    images = [SourceImage(source, split, cls, stems[source]) for source, split, cls in found]
+    images = [SourceImage(source, split, cls, stems[source]) for source, split, cls, _ in found]
     ignored.sort()
-    return Discovery(images, sorted(class_names), ignored, warnings)
+    return Discovery(images, sorted(class_names), ignored, warnings, sorted(outside))
 
 
 CLASS_FILE_LIMIT = 64 * 2**20     # far more than 65535 names
@@ -321,7 +418,3 @@ def assign_class_ids(found: list[str], pinned: Optional[list[str]] = None) -> tu
         return sorted(found), []
     added = sorted(set(found) - set(pinned))
     return list(pinned) + added, added
-
-
-def mask_dtype_name(class_count: int) -> str:
-    return "uint8" if class_count <= UINT8_MAX_CLASSES else "uint16"

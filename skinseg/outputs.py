@@ -1,6 +1,8 @@
-"""What is written for an image: the skin-only image, the integer training
-mask and the colour preview; plus the class legend.  Pure array functions;
-file writing lives in the pipeline."""
+"""What is written for an image: the image (skin-only, or real in the
+train-ready layout), the integer training mask, the colour preview and, in
+the train-ready layout, the 0/1 skin mask; plus the class legend and the
+report's thumbnails.  Pure array functions; file writing lives in the
+pipeline."""
 
 from __future__ import annotations
 
@@ -11,8 +13,15 @@ import re
 import cv2
 import numpy as np
 
+from .config import OutputParams
 from .discover import name_bytes
-from .imageio import encode_indexed_png, grey_png_with_palette
+from .imageio import encode_image, encode_indexed_png, grey_png_with_palette
+
+# The ignore value of the train-ready layout's masks: 255 (the VOC and
+# Ultralytics convention) in 8-bit masks; 65535 in 16-bit ones, where 255 is
+# a class.
+IGNORE_UINT8, IGNORE_UINT16 = 255, 65535
+IGNORE_COLOR = (128, 128, 128)       # BGR of the ignore band in previews
 
 # Kelly's colours of maximum contrast, without white and black (black is
 # "not skin"): fixed, so a class keeps its colour across builds and machines.
@@ -48,29 +57,107 @@ def skin_only_image(bgr: np.ndarray, skin: np.ndarray, background: str) -> np.nd
     return cv2.bitwise_and(bgr, bgr, mask=skin)
 
 
-def label_mask(skin: np.ndarray, class_id: int, dtype: str) -> np.ndarray:
-    """0 where not skin, class_id on skin (skin is 0/255)."""
+def ignore_index(layout: str, dtype: str) -> int:
+    """The mask value a loss must ignore: 0 (not skin) in the original layout,
+    the edge band's value in the train-ready one."""
+    if layout == "original":
+        return 0
+    return IGNORE_UINT8 if dtype == "uint8" else IGNORE_UINT16
+
+
+def max_classes(layout: str, dtype: str) -> int:
+    """The most class ids a mask of dtype holds (the ignore value is not one)."""
+    top = 255 if dtype == "uint8" else 65535
+    return top if layout == "original" else top - 1
+
+
+def mask_dtype(class_count: int, layout: str) -> str:
+    """uint8 while the class ids (and the ignore value) fit, else uint16."""
+    return "uint8" if class_count <= max_classes(layout, "uint8") else "uint16"
+
+
+def edge_band(skin: np.ndarray, width: int) -> np.ndarray:
+    """0/255: the pixels within `width` pixels of a skin/not-skin edge, on
+    either side: where a mask made by colour is least sure.  The image's own
+    border is not an edge."""
+    if width < 1 or not skin.any():
+        return np.zeros_like(skin)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    return cv2.morphologyEx(skin, cv2.MORPH_GRADIENT, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def label_mask(skin: np.ndarray, class_id: int, dtype: str, band: np.ndarray | None = None) -> np.ndarray:
+    """0 where not skin, class_id on skin (skin is 0/255); with a band (the
+    train-ready layout), the ignore value there."""
     if dtype == "uint8":
-        return cv2.bitwise_and(skin, class_id)      # 255 & k == k
-    return (skin > 0).astype(np.uint16) * np.uint16(class_id)
+        labels = cv2.bitwise_and(skin, class_id)      # 255 & k == k
+        ignore = IGNORE_UINT8
+    else:
+        labels = (skin > 0).astype(np.uint16) * np.uint16(class_id)
+        ignore = IGNORE_UINT16
+    if band is not None:
+        labels[band > 0] = ignore
+    return labels
 
 
-def preview_png(skin: np.ndarray, class_id: int, mask_png: bytes | None = None) -> bytes:
-    """The colour preview: a palette PNG, black where not skin and the class
-    colour on skin.  Given the 8-bit mask PNG, its pixel data is reused."""
+def skin_mask(skin: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """The train-ready layout's class-free mask: 0 not skin, 1 skin, 255 in the band."""
+    binary = cv2.bitwise_and(skin, 1)
+    binary[band > 0] = IGNORE_UINT8
+    return binary
+
+
+def preview_png(skin: np.ndarray, class_id: int, mask_png: bytes | None = None,
+                band: np.ndarray | None = None) -> bytes:
+    """The colour preview: a palette PNG, black where not skin, the class
+    colour on skin, grey in the ignore band.  Given the 8-bit mask PNG, its
+    pixel data is reused."""
     b, g, r = class_color(class_id)
+    grey = IGNORE_COLOR[::-1]
     if mask_png is not None and class_id <= 255:
         palette = [(0, 0, 0)] * class_id + [(r, g, b)]       # index k (the class id) -> its colour
+        if band is not None:
+            palette += [(0, 0, 0)] * (254 - class_id) + [grey]      # index 255: the band
         return grey_png_with_palette(mask_png, palette)
-    return encode_indexed_png(cv2.bitwise_and(skin, 1), [(0, 0, 0), (r, g, b)])
+    indices = cv2.bitwise_and(skin, 1)
+    if band is not None:
+        indices[band > 0] = 2
+    return encode_indexed_png(indices, [(0, 0, 0), (r, g, b), grey])
 
 
-def legend_image(class_names: list[str]) -> np.ndarray:
+def render(crop: np.ndarray, skin: np.ndarray, class_id: int, dtype: str, output: OutputParams) -> dict[str, bytes]:
+    """Every file of one image, encoded, by kind: 'image', 'mask', 'preview'
+    and, in the train-ready layout, 'skin_mask'."""
+    band = edge_band(skin, output.ignore_band) if output.layout == "train-ready" else None
+    mask_png = encode_image(label_mask(skin, class_id, dtype, band), ".png")
+    files = {
+        "image": encode_image(skin_only_image(crop, skin, output.image_background), output.image_extension,
+                              output.jpeg_quality),
+        "mask": mask_png,
+        "preview": preview_png(skin, class_id, mask_png if dtype == "uint8" else None, band),
+    }
+    if band is not None:
+        files["skin_mask"] = encode_image(skin_mask(skin, band), ".png")
+    return files
+
+
+def legend_rows(class_names: list[str], layout: str, dtype: str) -> list[tuple[str, str, tuple[int, int, int]]]:
+    """(mask value, meaning, BGR colour) of every value a mask holds."""
+    if layout == "original":
+        rows = [("0", "background / not skin (ignored)", (0, 0, 0))]
+    else:
+        rows = [("0", "background / not skin (a class)", (0, 0, 0))]
+    rows += [(str(i), name, class_color(i)) for i, name in enumerate(class_names, start=1)]
+    if layout != "original":
+        rows.append((str(ignore_index(layout, dtype)), "ignore: edge band, no loss", IGNORE_COLOR))
+    return rows
+
+
+def legend_image(class_names: list[str], layout: str = "original", dtype: str = "uint8") -> np.ndarray:
     """A swatch, id and name per class.  OpenCV's fonts draw ASCII only, so
     other characters show as '?' (classes.txt has the exact names)."""
     row, width = 28, 520
-    rows = [("0", "background / not skin (ignored)", (0, 0, 0))]
-    rows += [(str(i), name, class_color(i)) for i, name in enumerate(class_names, start=1)]
+    rows = legend_rows(class_names, layout, dtype)
     image = np.full((row * len(rows) + 8, width, 3), 255, np.uint8)
     for index, (text_id, name, color) in enumerate(rows):
         top = 4 + index * row
@@ -90,9 +177,10 @@ REPORT_DIR = "report"
 THUMBS_DIR = f"{REPORT_DIR}/thumbs"
 THUMB_SIDE = 180            # long side of a thumbnail, pixels
 THUMB_QUALITY = 85
-THUMB_VERSION = "1"         # part of thumbnail names: bump when their rendering changes
-THUMB_KINDS = ("crop", "skin", "overlay")
+THUMB_VERSION = "2"         # part of thumbnail names: bump when their rendering changes
+THUMB_KINDS = ("photo", "crop", "skin", "overlay")
 OVERLAY_OPACITY = 0.5
+CROP_BOX_COLOR = (0, 220, 255)      # BGR: the crop's outline on the whole photo
 
 
 def sample_key(source: str) -> str:
@@ -130,17 +218,27 @@ def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def thumbnail_images(crop: np.ndarray, skin: np.ndarray, mask: np.ndarray, class_id: int) -> dict[str, np.ndarray]:
-    """Crop, skin-only image and mask overlay at thumbnail size.  crop and skin
-    may be decoded at reduced size; mask is the full-size mask of the crop."""
-    size = thumbnail_size(mask.shape[1], mask.shape[0])
+def thumbnail_images(photo: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int],
+                     skin: np.ndarray, class_id: int) -> dict[str, np.ndarray]:
+    """The report's thumbnails of one image: the whole photo with the crop's
+    outline, the crop, its skin only, and the mask over it.  photo is the
+    whole upright image of `size` (width, height), possibly decoded reduced
+    by an integer factor; skin is the full-size mask of the crop region,
+    non-zero on skin."""
+    width, height = size
+    x0, y0, x1, y1 = region
+    factor = max(1, round(width / photo.shape[1]))
+    crop = photo[y0 // factor:-(-y1 // factor), x0 // factor:-(-x1 // factor)]
+    thumb = thumbnail_size(x1 - x0, y1 - y0)
     # Downscale first: the overlay maths then runs on thumbnail pixels only.
-    crop = _shrink(crop, size)
-    skin = _shrink(skin, size)
-    if skin.ndim == 3 and skin.shape[2] == 4:       # --background transparent: show transparency as black
-        skin = (skin[:, :, :3] * (skin[:, :, 3:] / 255.0)).astype(np.uint8)
-    coverage = _shrink(cv2.compare(mask, 0, cv2.CMP_GT), size)
-    alpha = coverage[:, :, None].astype(np.float32) * (OVERLAY_OPACITY / 255.0)
+    crop = _shrink(crop, thumb)
+    coverage = _shrink(cv2.compare(skin, 0, cv2.CMP_GT), thumb)[:, :, None].astype(np.float32) / 255.0
+    alpha = coverage * OVERLAY_OPACITY
     colour = np.array(class_color(class_id), np.float32)
     overlay = (crop * (1.0 - alpha) + colour * alpha).round().astype(np.uint8)
-    return {"crop": crop, "skin": skin, "overlay": overlay}
+    whole_size = thumbnail_size(width, height)
+    whole = _shrink(photo, whole_size)
+    scale = whole_size[0] / width
+    cv2.rectangle(whole, (int(x0 * scale), int(y0 * scale)),
+                  (max(0, round(x1 * scale) - 1), max(0, round(y1 * scale) - 1)), CROP_BOX_COLOR, 2)
+    return {"photo": whole, "crop": crop, "skin": (crop * coverage).round().astype(np.uint8), "overlay": overlay}

@@ -3,14 +3,14 @@
 Stages, each a function on arrays that can be tested alone:
 read (imageio.read_image) -> working copy -> faces (face.FaceDetector)
 -> skin (adaptive.adaptive_mask, or skin.rules_mask) -> clean-up
-(cleanup.clean_mask) -> region (face.crop_box) -> render (outputs) -> write
+(cleanup.clean_mask) -> region (crop.crop_region) -> render (outputs) -> write
 (atomic).  `process_image` runs them and returns the manifest record; it
 never raises for a bad image, only for a problem with the destination.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -21,15 +21,17 @@ from . import outputs
 from ._quiet import native_stderr_silenced
 from .adaptive import adaptive_mask, candidate_faces
 from .cleanup import clean_mask, skin_fraction
-from .config import PipelineConfig
-from .face import DetectorPlan, Face, FaceDetector, best_face, crop_box, open_detector
+from .config import OutputParams, PipelineConfig
+from .crop import crop_region, is_whole
+from .face import DetectorPlan, Face, FaceDetector, best_face, open_detector, plan_detector
 from .imageio import ImageReadError, atomic_write_bytes, downscaled, encode_image, read_image
-from .mesh import FaceMesher, open_mesher, with_meshes
+from .mesh import FaceMesher, open_mesher, plan_mesher, with_meshes
 from .models import ModelPlan
-from .person import PersonSegmenter, open_segmenter
+from .person import PersonSegmenter, open_segmenter, plan_segmenter
 from .skin import rules_mask
 
-IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR = "images", "masks", "masks_preview"
+IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, SKIN_MASKS_DIR = "images", "masks", "masks_preview", "skin_masks"
+OUTPUT_DIRS = (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, SKIN_MASKS_DIR)
 WORK_SIZE = 640       # long side of the copy that detection and the adaptive method work on
 MESHED_FACES = 8      # the most confident faces get a mesh; more are rare and cost ~10 ms each
 
@@ -63,6 +65,7 @@ class Record:
     image: Optional[str] = None
     mask: Optional[str] = None
     preview: Optional[str] = None
+    skin_mask: Optional[str] = None      # the train-ready layout's 0/1 skin mask
     size: Optional[list[int]] = None     # [width, height] of the upright source
     crop: Optional[list[int]] = None     # [x0, y0, x1, y1], exclusive ends
     face: Optional[dict] = None
@@ -73,7 +76,7 @@ class Record:
         return asdict(self)
 
     def output_paths(self) -> list[str]:
-        return [p for p in (self.image, self.mask, self.preview) if p]
+        return [p for p in (self.image, self.mask, self.preview, self.skin_mask) if p]
 
 
 @dataclass(frozen=True)
@@ -115,15 +118,33 @@ class Engines:
                 engine.close()
 
 
-def open_engines(runtime: Runtime) -> Engines:
-    models = runtime.models
+def plan_models(config: PipelineConfig, show_progress: bool = False) -> ModelPlans:
+    """Find (or download) every model the config uses; raises ModelUnavailable.
+    Warnings about fallbacks are in the plans' notes."""
+    face, skin = config.face, config.skin
+
+    def explicit(path: Optional[str]) -> Optional[Path]:
+        return Path(path) if path else None
+
+    return ModelPlans(
+        plan_detector(face.enabled, face.detector, explicit(face.model_path), face.min_score,
+                      show_progress=show_progress),
+        plan_segmenter(config.uses_person_segmentation, explicit(skin.person_model_path), show_progress=show_progress),
+        plan_mesher(config.uses_face_mesh, explicit(skin.mesh_model_path), show_progress=show_progress))
+
+
+def open_engines(models: ModelPlans) -> Engines:
     return Engines(open_detector(models.detector), open_segmenter(models.segmenter), open_mesher(models.mesher))
 
 
-def output_paths(task: ImageTask, image_extension: str) -> tuple[str, str, str]:
-    return (f"{IMAGES_DIR}/{task.split}/{task.stem}{image_extension}",
-            f"{MASKS_DIR}/{task.split}/{task.stem}.png",
-            f"{PREVIEWS_DIR}/{task.split}/{task.stem}.png")
+def output_paths(task: ImageTask, output: OutputParams) -> dict[str, str]:
+    """dst-relative paths of an image's files, by kind (as outputs.render names them)."""
+    paths = {"image": f"{IMAGES_DIR}/{task.split}/{task.stem}{output.image_extension}",
+             "mask": f"{MASKS_DIR}/{task.split}/{task.stem}.png",
+             "preview": f"{PREVIEWS_DIR}/{task.split}/{task.stem}.png"}
+    if output.layout == "train-ready":
+        paths["skin_mask"] = f"{SKIN_MASKS_DIR}/{task.split}/{task.stem}.png"
+    return paths
 
 
 def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
@@ -140,13 +161,13 @@ def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
 class Segmentation:
     mask: np.ndarray                         # 0/255, covers `region`
     region: tuple[int, int, int, int]        # x0, y0, x1, y1 in image pixels
-    face: Optional[Face]                     # the face the region is about
+    face: Optional[Face]                     # the best face
+    faces: list[Face] = field(default_factory=list)     # the faces the region was decided from
 
 
-def _region(face: Optional[Face], config: PipelineConfig, width: int, height: int) -> tuple[int, int, int, int]:
-    if face is not None and config.face.crop:
-        return crop_box(face.box, config.face.margin, width, height)
-    return (0, 0, width, height)
+def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
+            skin: Optional[np.ndarray] = None) -> tuple[int, int, int, int]:
+    return crop_region(faces, config.face, width, height, skin)
 
 
 def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmentation:
@@ -157,10 +178,10 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
 
     if config.skin.method == "rules":
         # The original tool: crop to the face, colour box on the crop, clean-up at full size.
-        face = best_face([f.scaled(1 / scale) for f in small_faces])
-        x0, y0, x1, y1 = region = _region(face, config, width, height)
+        faces = [f.scaled(1 / scale) for f in small_faces]
+        x0, y0, x1, y1 = region = _region(faces, config, width, height)
         mask = clean_mask(rules_mask(bgr[y0:y1, x0:x1], config.skin), config.cleanup, zero_border=True)
-        return Segmentation(mask, region, face)
+        return Segmentation(mask, region, best_face(faces), faces)
 
     if engines.mesher is not None and config.uses_face_mesh:
         small_faces = with_meshes(engines.mesher, small, small_faces, MESHED_FACES)
@@ -172,31 +193,24 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
     if scale != 1.0:
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
         mask = cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1]
-    # Crop only to a face that proved real by seeding the skin model.
-    face = best_face([f.scaled(1 / scale) for f in used])
-    x0, y0, x1, y1 = region = _region(face, config, width, height)
-    return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, face)
+    # Crop only to faces that proved real by seeding the skin model.
+    faces = [f.scaled(1 / scale) for f in used]
+    x0, y0, x1, y1 = region = _region(faces, config, width, height, mask)
+    return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, best_face(faces), faces)
 
 
-def _write_outputs(runtime: Runtime, task: ImageTask, paths: tuple[str, str, str], crop: np.ndarray,
-                   mask: np.ndarray) -> None:
-    out = runtime.config.output
-    image_path, mask_path, preview_path = paths
-    class_id = task.class_id
-    skin_only = outputs.skin_only_image(crop, mask, out.background)
-    mask_png = encode_image(outputs.label_mask(mask, class_id, runtime.mask_dtype), ".png")
-    files = [
-        (image_path, encode_image(skin_only, Path(image_path).suffix, out.jpeg_quality)),
-        (mask_path, mask_png),
-        (preview_path, outputs.preview_png(mask, class_id, mask_png if runtime.mask_dtype == "uint8" else None)),
-    ]
+def _write_outputs(runtime: Runtime, task: ImageTask, paths: dict[str, str], bgr: np.ndarray,
+                   region: tuple[int, int, int, int], mask: np.ndarray) -> None:
+    x0, y0, x1, y1 = region
+    files = outputs.render(bgr[y0:y1, x0:x1], mask, task.class_id, runtime.mask_dtype, runtime.config.output)
+    written = [(paths[kind], data) for kind, data in files.items()]
     if task.thumbnails:
         # The report's contact sheet, while the pixels are in memory (reading
         # them back later costs more than the whole image's processing).
-        images = outputs.thumbnail_images(crop, skin_only, mask, class_id)
+        images = outputs.thumbnail_images(bgr, region, (bgr.shape[1], bgr.shape[0]), mask, task.class_id)
         for kind, relative in outputs.thumbnail_paths(task.source, task.fingerprint).items():
-            files.append((relative, encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)))
-    for relative, data in files:
+            written.append((relative, encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)))
+    for relative, data in written:
         try:
             atomic_write_bytes(runtime.dst / relative, data)
         except OSError as exc:
@@ -225,13 +239,14 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     # never skipped, however small its people are in the frame.
     proven = config.skin.method == "adaptive" and result.face is not None
     if fraction < config.cleanup.min_skin_fraction and not proven:
-        where = "face crop" if result.face is not None and config.face.crop else "image"
+        where = "image" if is_whole(result.region, bgr.shape[1], bgr.shape[0]) else "crop"
         record.status = "skipped"
         record.reason = (f"too little skin: {fraction:.1%} of the {where} is skin, "
                          f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
         return record
-    paths = output_paths(task, config.output.image_extension)
-    _write_outputs(runtime, task, paths, bgr[y0:y1, x0:x1], result.mask)
+    paths = output_paths(task, config.output)
+    _write_outputs(runtime, task, paths, bgr, result.region, result.mask)
     record.status = "written"
-    record.image, record.mask, record.preview = paths
+    for kind, path in paths.items():
+        setattr(record, kind, path)
     return record

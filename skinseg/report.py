@@ -30,8 +30,9 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
+from .crop import is_whole
 from .discover import printable
-from .imageio import REDUCED_DECODE, ImageReadError, atomic_write_bytes, encode_image, read_image
+from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_image
 from .outputs import (
     THUMB_KINDS,
     THUMB_QUALITY,
@@ -39,6 +40,7 @@ from .outputs import (
     THUMBS_DIR,
     class_color,
     is_thumbnail_name,
+    legend_rows,
     sample_key,
     thumbnail_images,
     thumbnail_paths,
@@ -104,8 +106,7 @@ def _sample(written: list[Record], per_class: int) -> dict[str, list[Record]]:
 
 def _rank_suspects(written: list[Record], params: dict, count: int) -> list[tuple[Record, float, list[str]]]:
     """The written records most likely to be wrong, highest score first: (record, score, reasons)."""
-    face_params = params.get("face") or {}
-    face_on, face_crop = face_params.get("enabled", True), face_params.get("crop", True)
+    face_on = (params.get("face") or {}).get("enabled", True)
     by_class: dict[str, list[Record]] = defaultdict(list)
     for record in written:
         by_class[record.class_name].append(record)
@@ -120,10 +121,13 @@ def _rank_suspects(written: list[Record], params: dict, count: int) -> list[tupl
         if fraction < LOW:
             score += FLAG_WEIGHT
             reasons.append("very little skin")
-        if fraction > HIGH:
+        # Only a crop around a face has a margin of hair, eyes and background;
+        # a whole photo that is all skin is a close-up, as it should be.
+        face_crop = record.face is not None and not is_whole(record.crop, *record.size)
+        if fraction > HIGH and face_crop:
             score += FLAG_WEIGHT
-            reasons.append("almost all skin: background or hair counted?")
-        if face_crop and record.face is not None and fraction < FACE_LOW:
+            reasons.append("almost all skin around a face: background or hair counted?")
+        if face_crop and fraction < FACE_LOW:
             score += FLAG_WEIGHT
             reasons.append("face found, little skin in its crop")
         if face_on and record.face is None and face_rate[name] >= FACE_COMMON:
@@ -152,27 +156,22 @@ def _reduction(crop: list[int]) -> int:
 
 
 def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, np.ndarray]]:
-    """The three thumbnails of a written record, or None when a file is unreadable."""
+    """The thumbnails of a written record, or None when a file is unreadable."""
     x0, y0, x1, y1 = record.crop
-    reduction = factor = _reduction(record.crop)
+    width, height = record.size
+    reduction = _reduction(record.crop)
     try:
         source = read_image(src / record.source, max_pixels, reduce=reduction)
     except ImageReadError:
         return None
-    width, height = record.size
-    if source.shape[:2] == (height, width):
-        factor = 1                   # not a JPEG: decoded at full size
-    elif source.shape[:2] != (-(-height // factor), -(-width // factor)):
+    if source.shape[:2] not in ((height, width), (-(-height // reduction), -(-width // reduction))):
         return None                  # the source changed since it was processed
-    crop = source[y0 // factor:-(-y1 // factor), x0 // factor:-(-x1 // factor)]
-    # A PNG skin-only image may have transparency, which the reduced decoders drop.
-    skin = _read_output(dst / record.image,
-                        REDUCED_DECODE.get(reduction, cv2.IMREAD_UNCHANGED) if record.image.endswith(".jpg")
-                        else cv2.IMREAD_UNCHANGED)
     mask = _read_output(dst / record.mask)
-    if skin is None or mask is None or mask.shape[:2] != (y1 - y0, x1 - x0):
+    if mask is None or mask.shape[:2] != (y1 - y0, x1 - x0):
         return None                  # outputs went missing or do not match the record
-    return thumbnail_images(crop, skin, mask, record.class_id)
+    # Skin is where the mask holds the class (not 0, nor the ignore value).
+    return thumbnail_images(source, tuple(record.crop), (width, height),
+                            cv2.compare(mask, record.class_id, cv2.CMP_EQ), record.class_id)
 
 
 def _thumbnails(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, str]]:
@@ -219,11 +218,11 @@ tr.total td{font-weight:600;background:#f6f6f6}
 code{background:#eee;padding:0 3px;border-radius:3px}
 .hists{display:flex;flex-wrap:wrap;gap:16px}.hist{background:#fff;border:1px solid #ddd;padding:6px 8px}
 .sheet{display:flex;flex-wrap:wrap;gap:12px}
-figure{margin:0;background:#fff;border:1px solid #ddd;padding:6px;width:566px}
+figure{margin:0;background:#fff;border:1px solid #ddd;padding:6px;width:750px}
 figure .row{display:flex;gap:4px;align-items:flex-start}
 figure img{display:block;max-width:180px;height:auto;background:#000}
 figcaption{font-size:12px;margin-top:4px;overflow-wrap:anywhere}
-.none{width:548px;height:60px;display:flex;align-items:center;justify-content:center;background:#eee;color:#777}
+.none{width:732px;height:60px;display:flex;align-items:center;justify-content:center;background:#eee;color:#777}
 details{margin:6px 0}summary{cursor:pointer}
 """
 
@@ -237,9 +236,13 @@ def _url(relative: str) -> str:
     return _e(quote(relative))
 
 
-def _hex(class_id: int) -> str:
-    b, g, r = class_color(class_id)
+def _css(bgr: tuple[int, int, int]) -> str:
+    b, g, r = bgr
     return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _hex(class_id: int) -> str:
+    return _css(class_color(class_id))
 
 
 def _table(head: list[str], rows: list[list[str]], numeric_from: int = 99, total_last: bool = False,
@@ -276,13 +279,17 @@ def _params_section(info: dict) -> str:
     return "".join(out)
 
 
-def _legend_section(class_names: list[str], by_class: dict[str, Counter]) -> str:
-    rows = [['<span class="sw" style="background:#000000"></span>', "0", "background / not skin (ignored)",
-             "", "", ""]]
+def _legend_section(class_names: list[str], by_class: dict[str, Counter], info: dict) -> str:
+    def swatch(bgr: tuple[int, int, int]) -> str:
+        return f'<span class="sw" style="background:{_css(bgr)}"></span>'
+
+    values = legend_rows(class_names, info.get("layout", "original"), info.get("mask_dtype", "uint8"))
+    rows = [[swatch(values[0][2]), values[0][0], _e(values[0][1]), "", "", ""]]
     for class_id, name in enumerate(class_names, start=1):
         counts = by_class.get(name, Counter())
-        rows.append([f'<span class="sw" style="background:{_hex(class_id)}"></span>', str(class_id),
+        rows.append([swatch(class_color(class_id)), str(class_id),
                      f'<a href="#class-{class_id}">{_e(name)}</a>'] + [str(counts[s]) for s in STATUSES])
+    rows += [[swatch(colour), value, _e(meaning), "", "", ""] for value, meaning, colour in values[len(rows):]]
     return ('<h2 id="legend">Classes</h2><p class="cap">Colour of the class in <code>masks_preview/</code> and in '
             "the overlays below, its id in <code>masks/</code>, and its images.</p>"
             + _table(["colour", "id", "class", *STATUSES], rows, numeric_from=3))
@@ -388,31 +395,39 @@ def _histograms_section(groups: dict[str, list[Record]], info: dict, class_names
 
 
 def _figure(record: Record, names: Optional[dict[str, str]], notes: list[str]) -> str:
-    """One image: crop, skin-only image and overlay side by side, with a caption."""
+    """One image: the photo with its crop box, then crop, skin only and overlay side by side, with a caption."""
+    x0, y0, x1, y1 = record.crop
     if names:
-        width, height = thumbnail_size(record.crop[2] - record.crop[0], record.crop[3] - record.crop[1])
-        links = {"crop": None, "skin": record.image, "overlay": record.preview}
+        sizes = {kind: thumbnail_size(x1 - x0, y1 - y0) for kind in THUMB_KINDS}
+        sizes["photo"] = thumbnail_size(*record.size)
+        links = {"photo": None, "crop": None, "skin": record.image, "overlay": record.preview}
         cells = []
         for kind in THUMB_KINDS:
+            width, height = sizes[kind]
             img = (f'<img src="{_url(names[kind])}" width="{width}" height="{height}" '
                    f'alt="{kind} of {_e(record.source)}" title="{kind}">')
             cells.append(f'<a href="{_url(links[kind])}">{img}</a>' if links[kind] else img)
         row = f'<div class="row">{"".join(cells)}</div>'
     else:
         row = '<div class="none">thumbnails unavailable (source or outputs unreadable)</div>'
-    face = "face" if record.face else "no face"
-    caption = [f"<b>{_e(record.source)}</b>", f"{record.skin_fraction:.1%} skin, {face}"] + [_e(n) for n in notes]
+    faces = "face" if record.face else "no face"
+    width, height = record.size
+    crop = ("whole photo" if is_whole(record.crop, width, height)
+            else f"crop {x1 - x0}x{y1 - y0}, {(x1 - x0) * (y1 - y0) / (width * height):.0%} of the photo")
+    caption = ([f"<b>{_e(record.source)}</b>", f"{record.skin_fraction:.1%} skin, {faces}, {crop}"]
+               + [_e(n) for n in notes])
     return f'<figure>{row}<figcaption>{" · ".join(caption)}</figcaption></figure>'
 
 
 def _suspects_section(ranked: list[tuple[Record, float, list[str]]], thumbs: dict) -> str:
     figures = [_figure(r, thumbs.get(r.source), [f"score {score:.2f}"] + reasons) for r, score, reasons in ranked]
     return ('<h2 id="suspects">Most likely wrong first</h2><p class="cap">Written images ranked by a score: the '
-            f"distance of the skin fraction from its class median, +{FLAG_WEIGHT:g} if it is below {LOW:.0%} or above "
-            f"{HIGH:.0%}, +{FLAG_WEIGHT:g} if a face was found but less than {FACE_LOW:.0%} of its crop is skin, "
+            f"distance of the skin fraction from its class median, +{FLAG_WEIGHT:g} if it is below {LOW:.0%}, or above "
+            f"{HIGH:.0%} around a face (a whole photo all skin is a close-up), +{FLAG_WEIGHT:g} if a "
+            f"face was found but less than {FACE_LOW:.0%} of its crop is skin, "
             f"+{NO_FACE_WEIGHT:g} if no face was found in a class where at least {FACE_COMMON:.0%} of the images "
-            "have one. Each image: the crop, the skin-only image, the mask over the crop (click for the full-size "
-            "files).</p>"
+            "have one. Each image: the photo with its crop outlined, the crop, its skin, the mask over the crop "
+            "(click for the full-size files).</p>"
             + (f'<div class="sheet">{"".join(figures)}</div>' if figures else "<p>No written images.</p>"))
 
 
@@ -420,7 +435,7 @@ def _sheets_section(samples: dict[str, list[Record]], class_names: list[str], by
                     thumbs: dict) -> str:
     out = [('<h2 id="sheets">Contact sheets</h2><p class="cap">Per class, a fixed sample of the written images '
             "(those with the smallest SHA-1 of their source path: adding images changes it only where a new one "
-            "hashes lower): crop, skin-only image, mask over the crop.</p>")]
+            "hashes lower): the photo with its crop outlined, the crop, its skin, the mask over the crop.</p>")]
     for class_id, name in enumerate(class_names, start=1):
         chosen = samples.get(name, [])
         figures = "".join(_figure(r, thumbs.get(r.source), []) for r in chosen)
@@ -445,7 +460,7 @@ def _page(records: list[Record], info: dict, class_names: list[str], samples: di
         ("faces", "faces"), ("skin", "skin fraction"), ("suspects", "most likely wrong"), ("sheets", "contact sheets")))
     body = [f"<h1>skinseg build report</h1><p>Source <code>{_e(src)}</code>: {len(records)} images, {summary}.</p>",
             f"<nav>{nav}</nav>",
-            _params_section(info), _legend_section(class_names, by_class), _counts_section(records, class_names),
+            _params_section(info), _legend_section(class_names, by_class, info), _counts_section(records, class_names),
             _problems_section(records), _faces_section(groups, info, class_names),
             _histograms_section(groups, info, class_names), _suspects_section(ranked, thumbs),
             _sheets_section(samples, class_names, by_class, thumbs)]

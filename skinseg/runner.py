@@ -101,7 +101,7 @@ def _worker_main(conn: Connection, alive: Connection, runtime: Runtime, limit_th
 
         cv2.setNumThreads(1)      # one process per core already
     try:
-        engines = open_engines(runtime)
+        engines = open_engines(runtime.models)
     except Exception as exc:  # noqa: BLE001 - the parent stops the build with the real cause
         with contextlib.suppress(OSError):
             conn.send(("start-error", f"{type(exc).__name__}: {exc}"))

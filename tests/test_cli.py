@@ -11,6 +11,7 @@ from conftest import BLUE_BGR, copy_eval_photos, make_dataset, read_manifest, ru
 from skinseg.outputs import class_color
 
 MANIFEST_KEYS = {"source", "split", "class_name", "class_id", "status", "reason", "image", "mask", "preview",
+                 "skin_mask",
                  "size", "crop", "face", "skin_fraction", "fingerprint"}
 
 
@@ -286,3 +287,28 @@ def test_bundled_example_builds(tmp_path):
     assert len(records) == 11 and all(r["status"] == "written" for r in records)
     sideways = next(r for r in records if r["source"] == "valid/Normal Skin/1.jpg")
     assert sideways["size"] == [512, 512]
+
+
+def test_forgiving_input_through_the_cli(tmp_path):
+    img = skin_image(120, 100)
+    src = make_dataset(tmp_path / "src", {"Train/Acne/1.jpg": img, "Validation/Acne/2.jpg": img,
+                                          "Train/stray.jpg": img, "extra/Acne/3.jpg": img})
+    refused = build(src, tmp_path / "dst", expect=2)
+    assert "'extra'" in refused.output and "--skip-unknown-folders" in refused.output
+    assert not (tmp_path / "dst").exists()
+    result = run_cli("--src", src, "--dst", tmp_path / "dst", "--workers", "1", "--skip-unknown-folders")
+    assert "1 image outside any class folder not used (e.g. Train/stray.jpg)" in result.output
+    assert {r["split"] for r in read_manifest(tmp_path / "dst")} == {"train", "validation"}
+    hint = build(src / "Train", tmp_path / "d2", expect=2)
+    assert "is itself a split folder" in hint.output
+
+
+def test_class_folders_only_with_split_ratio(tmp_path):
+    src = make_dataset(tmp_path / "src", {f"{c}/{i}.jpg": skin_image(60, 60) for c in ("A", "B") for i in range(5)})
+    assert "--split-ratio train=1" in build(src, tmp_path / "dst", expect=2).output
+    build(src, tmp_path / "dst", "--split-ratio", "train=0.6,test=0.4", "--split-seed", "3")
+    records = read_manifest(tmp_path / "dst")
+    assert sorted(r["split"] for r in records) == ["test"] * 4 + ["train"] * 6
+    assert all(r["image"].startswith(f"images/{r['split']}/") for r in records)
+    for bad in ("train=0.5", "bogus=1", "train=x", "train=0.5,train=0.5"):
+        assert build(src, tmp_path / "d2", "--split-ratio", bad, expect=2).exit_code == 2

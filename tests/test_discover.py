@@ -3,7 +3,9 @@ import os
 import pytest
 
 from conftest import make_dataset, skin_image
-from skinseg.discover import DatasetError, assign_class_ids, discover, mask_dtype_name, read_class_file, safe_name
+from skinseg.config import InputParams
+from skinseg.discover import DatasetError, assign_class_ids, discover, read_class_file, safe_name
+from skinseg.outputs import mask_dtype
 
 
 def test_splits_classes_recursive_and_sorted(tmp_path):
@@ -28,17 +30,79 @@ def test_splits_classes_recursive_and_sorted(tmp_path):
     assert found.images[2].stem == "Acne__sub__deeper__a"
 
 
-def test_unknown_top_level_folder_is_a_warning(tmp_path):
-    make_dataset(tmp_path, {"train/A/1.jpg": skin_image(), "extra/A/2.jpg": skin_image()})
-    found = discover(tmp_path)
-    assert [i.source for i in found.images] == ["train/A/1.jpg"]
-    assert any("'extra'" in w for w in found.warnings)
-
-
-def test_no_split_folder_is_an_error(tmp_path):
-    make_dataset(tmp_path, {"Acne/1.jpg": skin_image()})
-    with pytest.raises(DatasetError, match="no split folders"):
+def test_unknown_top_level_folder_is_an_error_unless_skipped(tmp_path):
+    make_dataset(tmp_path, {"train/A/1.jpg": skin_image(), "extra/A/2.jpg": skin_image(),
+                            "__MACOSX/train/._1.jpg": b"resource fork"})
+    with pytest.raises(DatasetError, match="'extra' .* is not a split folder.*--skip-unknown-folders"):
         discover(tmp_path)
+    found = discover(tmp_path, params=InputParams(skip_unknown_folders=True))
+    assert [i.source for i in found.images] == ["train/A/1.jpg"]
+    assert dict(found.ignored)["extra"].endswith("(--skip-unknown-folders)")
+    assert "macOS" in dict(found.ignored)["__MACOSX"]
+
+
+def test_split_folders_in_any_case_and_aliases(tmp_path):
+    img = skin_image()
+    make_dataset(tmp_path, {"Train/A/1.jpg": img, "VALIDATION/A/2.jpg": img, "Dev/B/3.jpg": img,
+                            "testing/B/4.jpg": img})
+    found = discover(tmp_path)
+    assert {(i.source, i.split) for i in found.images} == {
+        ("Train/A/1.jpg", "train"), ("VALIDATION/A/2.jpg", "validation"), ("Dev/B/3.jpg", "dev"),
+        ("testing/B/4.jpg", "testing")}
+    assert found.class_names == ["A", "B"]
+
+
+def test_two_folders_for_one_split_are_an_error(tmp_path):
+    make_dataset(tmp_path, {"train/A/1.jpg": skin_image(), "Train/A/2.jpg": skin_image()})
+    with pytest.raises(DatasetError, match="are both split 'train'"):
+        discover(tmp_path)
+
+
+def test_no_split_folder_is_an_error_that_says_what_to_do(tmp_path):
+    make_dataset(tmp_path, {"Acne/1.jpg": skin_image()})
+    with pytest.raises(DatasetError, match="no split folders.*'Acne' look like class folders.*--split-ratio train=1"):
+        discover(tmp_path)
+
+
+def test_src_pointing_at_a_split_folder_gets_the_hint(tmp_path):
+    make_dataset(tmp_path, {"train/Acne/1.jpg": skin_image(), "test/Acne/2.jpg": skin_image()})
+    with pytest.raises(DatasetError, match=f"is itself a split folder .*point --src at .*{tmp_path}$"):
+        discover(tmp_path / "train")
+
+
+def test_images_directly_in_a_split_folder_are_named(tmp_path):
+    make_dataset(tmp_path, {"train/A/1.jpg": skin_image(), "train/stray.jpg": skin_image(),
+                            "train/notes.txt": b"x"})
+    found = discover(tmp_path)
+    assert found.outside_classes == ["train/stray.jpg"]
+    assert "outside any class folder" in dict(found.ignored)["train/stray.jpg"]
+    assert "outside any class folder" in dict(found.ignored)["train/notes.txt"]
+    assert any("1 image outside any class folder (e.g. train/stray.jpg)" in w for w in found.warnings)
+    make_dataset(tmp_path / "flat", {"train/1.jpg": skin_image()})
+    with pytest.raises(DatasetError, match="not in class folders"):
+        discover(tmp_path / "flat")
+
+
+def test_class_folders_without_splits_are_divided_by_a_seeded_ratio(tmp_path):
+    img = skin_image(16, 16)
+    make_dataset(tmp_path, {**{f"Acne/{i:02d}.jpg": img for i in range(10)},
+                            **{f"Eczema/{i}.jpg": img for i in range(3)}})
+    ratio = (("train", 0.7), ("val", 0.2), ("test", 0.1))
+    found = discover(tmp_path, params=InputParams(split_ratio=ratio, split_seed=1))
+    counts = {(i.class_name, i.split): 0 for i in found.images}
+    for i in found.images:
+        counts[(i.class_name, i.split)] += 1
+    assert counts == {("Acne", "train"): 7, ("Acne", "val"): 2, ("Acne", "test"): 1,
+                      ("Eczema", "train"): 2, ("Eczema", "val"): 1}
+    assert {i.stem for i in found.images if i.class_name == "Eczema"} == {"Eczema__0", "Eczema__1", "Eczema__2"}
+    again = discover(tmp_path, params=InputParams(split_ratio=ratio, split_seed=1))
+    other = discover(tmp_path, params=InputParams(split_ratio=ratio, split_seed=2))
+    assert again.images == found.images and other.images != found.images
+    one = discover(tmp_path, params=InputParams(split_ratio=(("train", 1.0),)))
+    assert {i.split for i in one.images} == {"train"} and len(one.images) == 13
+    make_dataset(tmp_path / "split", {"train/A/1.jpg": img})
+    with pytest.raises(DatasetError, match="--split-ratio is for sources without split folders"):
+        discover(tmp_path / "split", params=InputParams(split_ratio=(("train", 1.0),)))
 
 
 def test_output_stems_never_collide(tmp_path):
@@ -103,5 +167,8 @@ def test_bad_class_file(tmp_path, text, message):
 
 
 def test_mask_dtype_switches_above_255_classes():
-    assert mask_dtype_name(255) == "uint8"
-    assert mask_dtype_name(256) == "uint16"
+    assert mask_dtype(255, "original") == "uint8"
+    assert mask_dtype(256, "original") == "uint16"
+    # The train-ready layout keeps 255 for its ignore band.
+    assert mask_dtype(254, "train-ready") == "uint8"
+    assert mask_dtype(255, "train-ready") == "uint16"

@@ -15,7 +15,7 @@ import pytest
 from conftest import BLUE_BGR, REPO, SKIN_BGR, make_dataset, read_manifest, run_cli, skin_image, tree_digest
 from skinseg.outputs import class_color
 from skinseg.pipeline import Record
-from skinseg.report import write_report
+from skinseg.report import _rank_suspects, write_report
 
 # A class and a file name that need escaping in HTML and percent-encoding in URLs.
 ODD_CLASS = 'A<b>&"c" ü'
@@ -207,8 +207,28 @@ def test_most_likely_wrong_comes_first(tmp_path):
     layout["train/A/all_skin.jpg"] = np.full((100, 120, 3), SKIN_BGR, np.uint8)
     src = make_dataset(tmp_path / "src", layout)
     text = build_and_report(src, tmp_path / "dst", suspects=3)
-    assert Page(text).sources("suspects")[0] == "train/A/all_skin.jpg"
-    assert "almost all skin" in text and "class median" in text
+    assert Page(text).sources("suspects")[0] == "train/A/all_skin.jpg"      # far from its class median
+    assert "class median" in text
+    assert "almost all skin" not in text       # a whole photo all skin is a close-up, not a flag
+
+
+def _record(source: str, fraction: float, face: bool, crop: list[int], size=(100, 100)) -> Record:
+    return Record(source, "train", "A", 1, "written", size=list(size), crop=crop, skin_fraction=fraction,
+                  face={"box": [40, 40, 60, 60], "score": 0.9, "detector": "mediapipe"} if face else None,
+                  fingerprint="0" * 16)
+
+
+def test_close_ups_all_skin_are_not_flagged_but_face_crops_are():
+    whole = [0, 0, 100, 100]
+    records = [_record(f"c{i}", 1.0, False, whole) for i in range(6)]           # genuine close-ups
+    records += [_record("face_close_up", 1.0, True, whole),                       # a face filling the photo
+                _record("hair_counted", 0.99, True, [20, 20, 80, 80]),            # a face crop all "skin"
+                _record("little", 0.2, True, [20, 20, 80, 80])]
+    ranked = {r.source: (score, reasons) for r, score, reasons in _rank_suspects(records, {}, 20)}
+    assert ranked["c0"][0] == 0 and ranked["face_close_up"][0] == 0
+    assert any("almost all skin around a face" in why for why in ranked["hair_counted"][1])
+    assert any("little skin in its crop" in why for why in ranked["little"][1])
+    assert [r.source for r, _, _ in _rank_suspects(records, {}, 2)] == ["little", "hair_counted"]
 
 
 def test_unreadable_source_is_listed_without_thumbnails(tmp_path):

@@ -1,0 +1,106 @@
+"""Hugging Face `datasets` files: ``load_dataset(dst)`` gives image, mask and class.
+
+Per split, ``metadata-<split>.jsonl`` pairs each written image with its mask
+(and skin mask) by path, the way the `imagefolder` builder reads metadata
+(``file_name``, ``mask_file_name``: columns ``image``, ``mask``); the dataset
+card, ``README.md``, names these files in its YAML ``configs`` (with
+``metadata_filenames``, which `datasets` 4.0 added), and says what the mask
+values mean (``id2label``, the ignore value), the task and how the dataset
+was built (tool version, parameters).  The YAML is written as JSON, which
+YAML reads, so no YAML library is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+from .discover import SPLIT_NAMES, json_text
+from .outputs import legend_rows
+from .pipeline import Record
+
+CARD = "README.md"
+# A card without this line is someone else's README: it is left alone.
+CARD_MARK = "<!-- written by skinseg: every build rewrites this file -->"
+_METADATA = re.compile(rf"metadata-({'|'.join(SPLIT_NAMES)})\.jsonl")
+
+
+def metadata_name(split: str) -> str:
+    return f"metadata-{split}.jsonl"
+
+
+def metadata_rows(records: list[Record]) -> dict[str, list[dict]]:
+    """Per split, one row per written image: its files (relative to dst), class and source."""
+    rows: dict[str, list[dict]] = {}
+    for r in records:
+        if r.status != "written":
+            continue
+        row = {"file_name": r.image, "mask_file_name": r.mask}
+        if r.skin_mask:
+            row["skin_mask_file_name"] = r.skin_mask
+        row.update(class_id=r.class_id, class_name=r.class_name, source=r.source)
+        rows.setdefault(r.split, []).append(row)
+    return rows
+
+
+def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
+    classes = info["classes"]
+    layout, dtype = info.get("layout", "original"), info.get("mask_dtype", "uint8")
+    values = legend_rows(classes[1:], layout, dtype)
+    id2label = {value: meaning if value != "0" else classes[0] for value, meaning, _ in values}
+    features = [{"name": "image", "dtype": "image"}, {"name": "mask", "dtype": "image"}]
+    if skin_masks:
+        features.append({"name": "skin_mask", "dtype": "image"})
+    features += [{"name": "class_id", "dtype": "int64"}, {"name": "class_name", "dtype": "string"},
+                 {"name": "source", "dtype": "string"}]
+    meta = {
+        "task_categories": ["image-segmentation"],
+        "task_ids": ["semantic-segmentation"],
+        "tags": ["skin", "skinseg"],
+        # `datasets` picks its builder by the most common file extension of a
+        # split's files: the images, masks and previews listed here make it
+        # `imagefolder` (which then reads the rows of the metadata file).
+        "configs": [{"config_name": "default",
+                     "data_files": [{"split": s, "path": [metadata_name(s), f"images/{s}/*", f"masks/{s}/*",
+                                                          f"masks_preview/{s}/*"]} for s in splits],
+                     "metadata_filenames": [metadata_name(s) for s in splits]}],
+        "dataset_info": {"features": features},
+        "id2label": id2label,
+        "ignore_index": info.get("ignore_index", 0),
+        "skinseg": {"version": info.get("version"), "layout": layout, "mask_dtype": dtype,
+                    "parameters": info.get("parameters")},
+    }
+    header = "".join(f"{key}: {json_text(value)}\n" for key, value in meta.items())
+    learn = ("0 is not skin and is ignored (`ignore_index=0`): a model learns which skin class an image shows, "
+             "not where skin is." if layout == "original" else
+             f"0 is not skin, a class to learn; {info.get('ignore_index')} along every mask edge is ignored "
+             f"(`ignore_index={info.get('ignore_index')}`); `skin_mask` is 0/1 (255 ignored).")
+    table = "".join(f"| {value} | {meaning} |\n" for value, meaning in id2label.items())
+    return (f"---\n{header}---\n{CARD_MARK}\n\n# Skin segmentation dataset\n\n"
+            f"Built by skinseg {info.get('version')} (layout `{layout}`) from a skin classification dataset: "
+            "per image, `image`, `mask` (a pixel's value is its label) and the image's class.\n\n"
+            "```python\nfrom datasets import load_dataset\n\n"
+            "dataset = load_dataset(\"path/to/this/folder\")   # needs datasets 4.0 or later\n```\n\n"
+            f"Mask values ({dtype}): {learn}\n\n| value | label |\n| --- | --- |\n{table}\n"
+            "Every parameter of the build is in `build.json`; every source image's record, including the "
+            "skipped and failed ones, in `manifest.jsonl`; `report.html` shows the build.\n")
+
+
+def write_hub_files(dst: Path, records: list[Record], info: dict, write: Callable[[Path, str], None]) -> list[str]:
+    """Write the metadata files and the card (unless dst/README.md is not
+    skinseg's); remove metadata files of splits that are gone.  Returns
+    warnings."""
+    rows = metadata_rows(records)
+    for split, split_rows in rows.items():
+        write(dst / metadata_name(split), "".join(json_text(row) + "\n" for row in split_rows))
+    for path in dst.glob("metadata-*.jsonl"):
+        match = _METADATA.fullmatch(path.name)
+        if match and match.group(1) not in rows:
+            path.unlink()
+    card = dst / CARD
+    if card.exists() and CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
+        return [f"{card} is not a skinseg dataset card, so it was left as it is: Hugging Face's load_dataset "
+                "needs the card skinseg writes there (move that file and build again)"]
+    write(card, _card(sorted(rows), info, any(r.skin_mask for r in records)))
+    return []

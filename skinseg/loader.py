@@ -1,0 +1,138 @@
+"""Read a built dataset back for training, without torch.
+
+`SkinDataset(dst, split)` pairs each written image with its mask through
+``manifest.jsonl`` and gives the class list (``classes.txt``) and the value
+a loss must ignore (``build.json``).  Items are dicts of numpy arrays; the
+class has ``__len__`` and ``__getitem__``, so a torch DataLoader takes it as
+it is.  Crops come in many sizes: `size=` resizes every item, `collate`
+resizes a batch to one size; masks always with nearest-neighbour, so no
+pixel gets an id that is not a class.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Literal, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+
+from .discover import BACKGROUND_NAME, read_class_file
+
+Size = Union[int, tuple[int, int]]      # side of a square, or (height, width)
+MASK_KEYS = ("mask", "skin_mask")
+
+
+def _read(path: Path, flags: int) -> np.ndarray:
+    image = cv2.imdecode(np.fromfile(path, np.uint8), flags)
+    if image is None:
+        raise OSError(f"cannot read {path}")
+    return image
+
+
+def _hw(size: Size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def resize_item(item: dict, size: Size) -> dict:
+    """The item with its image and masks resized to size (height, width):
+    the image by area (shrinking) or bilinear, the masks by nearest neighbour."""
+    height, width = _hw(size)
+    out = dict(item)
+    image = item["image"]
+    if image.shape[:2] != (height, width):
+        shrink = image.shape[0] * image.shape[1] > height * width
+        out["image"] = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        for key in MASK_KEYS:
+            if key in item:
+                out[key] = cv2.resize(item[key], (width, height), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def collate(items: Sequence[dict], size: Optional[Size] = None) -> dict:
+    """A batch: arrays stacked along a first axis ('image' (N, H, W, 3),
+    'mask' (N, H, W), ...), 'class_id' as an int64 array, other fields as
+    lists.  Items of other sizes are resized to `size`, by default the
+    largest height and width in the batch.  For a torch DataLoader:
+    collate_fn=collate, or functools.partial(collate, size=(512, 512))."""
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    if size is None:
+        size = (max(i["image"].shape[0] for i in items), max(i["image"].shape[1] for i in items))
+    resized = [resize_item(i, size) for i in items]
+    batch: dict = {}
+    for key in resized[0]:
+        values = [i[key] for i in resized]
+        if isinstance(values[0], np.ndarray):
+            batch[key] = np.stack(values)
+        elif key == "class_id":
+            batch[key] = np.asarray(values, np.int64)
+        else:
+            batch[key] = values
+    return batch
+
+
+class SkinDataset:
+    """The written images of one split of a skinseg dataset.
+
+    Each item is a dict: 'image' (H, W, 3) uint8 in `channels` order, 'mask'
+    (H, W) uint8 or uint16 class ids, 'skin_mask' (train-ready layout: 0/1,
+    255 = ignore), 'class_id', 'source' (path in the original dataset) and
+    'name' (the output file name without extension).  Arrays are contiguous,
+    so torch.from_numpy takes them.
+    """
+
+    def __init__(self, root: Union[str, Path], split: str = "train", *, size: Optional[Size] = None,
+                 channels: Literal["rgb", "bgr"] = "rgb", transform: Optional[Callable[[dict], dict]] = None):
+        self.root = Path(root)
+        info = json.loads((self.root / "build.json").read_text(encoding="utf-8"))
+        self.layout: str = info.get("layout", "original")
+        self.ignore_index: int = info.get("ignore_index", 0)
+        self.mask_dtype: str = info.get("mask_dtype", "uint8")
+        self.classes: list[str] = [BACKGROUND_NAME] + read_class_file(self.root / "classes.txt")
+        self.split = split
+        self.size = size
+        self.channels = channels
+        self.transform = transform
+        rows = self._manifest(self.root)
+        self.records = [r for r in rows if r["status"] == "written" and r["split"] == split]
+        if not self.records:
+            raise ValueError(f"no written images in split {split!r} of {self.root}; "
+                             f"its splits: {', '.join(self.splits(self.root)) or 'none'}")
+
+    @staticmethod
+    def _manifest(root: Path) -> list[dict]:
+        with open(Path(root) / "manifest.jsonl", encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    @classmethod
+    def splits(cls, root: Union[str, Path]) -> list[str]:
+        """The splits of a dataset that have written images, sorted."""
+        return sorted({r["split"] for r in cls._manifest(Path(root)) if r["status"] == "written"})
+
+    @property
+    def num_classes(self) -> int:
+        """Mask ids 0..num_classes-1 (id 0 = not skin); the ignore value is not one."""
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        image = _read(self.root / record["image"], cv2.IMREAD_UNCHANGED)
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:                     # --background transparent: transparent is black
+            alpha = image[:, :, 3]
+            image = cv2.multiply(image[:, :, :3], cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
+        if self.channels == "rgb":
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        item = {"image": image, "mask": _read(self.root / record["mask"], cv2.IMREAD_UNCHANGED)}
+        if record.get("skin_mask"):
+            item["skin_mask"] = _read(self.root / record["skin_mask"], cv2.IMREAD_UNCHANGED)
+        item.update(class_id=record["class_id"], source=record["source"], name=Path(record["mask"]).stem)
+        if self.size is not None:
+            item = resize_item(item, self.size)
+        return self.transform(item) if self.transform else item
