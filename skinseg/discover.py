@@ -14,6 +14,7 @@ import json
 import os
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -86,9 +87,10 @@ CONTAINS_SOURCE = "a link to a folder that contains the source (such as / or ..)
 READ_ALREADY = "a folder already read, reached again through a link (a loop, or a second way to the same images)"
 
 
-def _walk(root: Path, seen: set[Identity], refused: dict[Identity, str]) -> Iterable[tuple[Path, Optional[str]]]:
+def _walk(root: str, seen: set[Identity], refused: dict[Identity, str]) -> Iterable[tuple[str, Optional[str]]]:
     """Every non-hidden file below root, as (path, None), following links to
-    folders; and every folder not entered, as (path, why).
+    folders; and every folder not entered, as (path, why).  Paths are
+    strings that start with root (a Path per file costs more than the walk).
 
     A folder is entered once (by device and inode), so a symlink loop, or a
     link back to another class or split, ends instead of recursing forever
@@ -106,23 +108,24 @@ def _walk(root: Path, seen: set[Identity], refused: dict[Identity, str]) -> Iter
         for entry in entries:
             if _is_hidden(entry.name):
                 continue
-            path = Path(entry.path)
             try:
                 is_dir = entry.is_dir(follow_symlinks=True)
             except OSError:
                 is_dir = False
             if not is_dir:
-                yield path, None
+                yield entry.path, None
                 continue
-            folder = identity(path)
-            if folder is None:
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except OSError:
                 continue
+            folder = (st.st_dev, st.st_ino)
             why = refused.get(folder) or (READ_ALREADY if folder in seen else None)
             if why:
-                yield path, why
+                yield entry.path, why
                 continue
             seen.add(folder)
-            stack.append(path)
+            stack.append(entry.path)
 
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
@@ -189,28 +192,29 @@ def _fit(stem: str, source: str) -> str:
     return f"{start}-{hashlib.sha1(name_bytes(source)).hexdigest()[:16]}"
 
 
-def _output_stems(items: list[tuple[str, str, str, str]]) -> dict[str, str]:
-    """Map each source path to a stem unique within its split.
+def _output_stems(items: list[tuple[str, str, str, str]]) -> list[str]:
+    """The stem of each source, unique within its split, in the order of items.
 
     The readable stem is ``<class>__<path below class without extension>``.
     Sources whose readable stems collide (``a.jpg`` and ``a.png``, or two names
     that sanitise alike) all get a short hash of their source path appended,
     so the result does not depend on which one was seen first.
     """
-    readable: dict[str, str] = {}
-    for source, _split, name, below_class in items:
-        without_ext = below_class.rsplit(".", 1)[0]
-        readable[source] = safe_name(name) + "__" + safe_name(without_ext.replace("/", "__"))
-    counts: dict[tuple[str, str], int] = {}
-    for source, split, _, _ in items:
-        key = (split, readable[source].casefold())  # case-insensitive file systems exist
-        counts[key] = counts.get(key, 0) + 1
-    stems = {}
-    for source, split, _, _ in items:
-        stem = readable[source]
+    prefixes: dict[str, str] = {}
+    readable = []
+    counts: Counter = Counter()
+    for _source, split, name, below_class in items:
+        prefix = prefixes.get(name)
+        if prefix is None:
+            prefix = prefixes[name] = safe_name(name) + "__"
+        stem = prefix + safe_name(below_class.rsplit(".", 1)[0].replace("/", "__"))
+        readable.append(stem)
+        counts[(split, stem.casefold())] += 1     # case-insensitive file systems exist
+    stems = []
+    for (source, split, _, _), stem in zip(items, readable):
         if counts[(split, stem.casefold())] > 1:
             stem += "-" + hashlib.sha1(name_bytes(source)).hexdigest()[:8]
-        stems[source] = _fit(stem, source)
+        stems.append(_fit(stem, source))
     return stems
 
 
@@ -353,21 +357,23 @@ def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams
             if i is not None}
     for split, class_dir, name in named:
         class_names.add(name)
-        for path, why in _walk(class_dir, seen, refused):
-            relative = path.relative_to(src).as_posix()
+        where = class_dir.relative_to(src).as_posix() + "/"
+        cut = len(str(class_dir)) + 1            # the walk's paths start with the class folder's
+        for path, why in _walk(str(class_dir), seen, refused):
+            below = path[cut:].replace(os.sep, "/")
             if why:
-                ignored.append((relative, why))
-            elif path.suffix.lower() in IMAGE_EXTENSIONS:
-                found.append((relative, split, name, path.relative_to(class_dir).as_posix()))
+                ignored.append((where + below, why))
+            elif os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
+                found.append((where + below, split, name, below))
             else:
-                ignored.append((relative, "not an image file name (extension is not one of "
+                ignored.append((where + below, "not an image file name (extension is not one of "
                                 + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
     if params.split_ratio:
         chosen = divide([(source, name) for source, _, name, _ in found], params.split_ratio, params.split_seed)
         found = [(source, chosen[source], name, below) for source, _, name, below in found]
     found.sort()
-    stems = _output_stems(found)
-    images = [SourceImage(source, split, cls, stems[source]) for source, split, cls, _ in found]
+    images = [SourceImage(source, split, cls, stem)
+              for (source, split, cls, _), stem in zip(found, _output_stems(found))]
     ignored.sort()
     return Discovery(images, sorted(class_names), ignored, warnings, sorted(outside))
 
