@@ -6,6 +6,16 @@ lets an interrupted build resume lives in ``dst/.skinseg/``: a journal gets a
 line for every finished image; the final ``manifest.jsonl`` is written from
 it in source order at the end, so an interrupted and resumed build ends with
 the same files as an uninterrupted one.
+
+A re-run costs what changed.  Each image has two fingerprints: its
+segmentation (source file, the parameters that decide mask and crop, the
+models) and its rendering (how its files are drawn from them: output
+options, class id, output names).  Same segmentation, other rendering: the
+workers render only the files that change from the stored mask, without
+finding faces or skin.  Nothing changed at all (``.skinseg/final.json``
+records the last finished build): the build checks that and the outputs
+exist, and ends without starting a worker, opening a model or reading a
+record.
 """
 
 from __future__ import annotations
@@ -23,8 +33,8 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional
+from pathlib import Path, PurePosixPath
+from typing import Optional, Union
 
 from . import __version__, outputs
 from .config import BuildConfig
@@ -46,7 +56,7 @@ from .hub import write_hub_files
 from .imageio import atomic_write_bytes, encode_image, remove_temp_files
 from .lock import Busy, destination_lock
 from .models import ModelUnavailable
-from .outputs import REPORT_DIR, ignore_index, mask_dtype, max_classes
+from .outputs import IMAGE_FILES, LABEL_FILES, REPORT_DIR, ignore_index, mask_dtype, max_classes
 from .pipeline import (
     OUTPUT_DIRS,
     PREVIEWS_DIR,
@@ -57,20 +67,21 @@ from .pipeline import (
     Runtime,
     output_paths,
     plan_models,
+    written_paths,
 )
-from .report import PER_CLASS as REPORT_PER_CLASS
-from .report import write_report
+from .report import CLASSES_SHOWN, sample_per_class, write_report
 from .runner import WorkerStartError, run
+from .state import FINAL_STATE, STATE_DIR, STORED_SKIN_DIR
 
 log = logging.getLogger("skinseg")
 
-STATE_DIR = ".skinseg"
 MANIFEST = "manifest.jsonl"
 PREVIOUS_MANIFEST = "manifest-previous.jsonl"     # in STATE_DIR while the new manifest is written
 BUILD_JSON = "build.json"
 CLASSES_TXT = "classes.txt"
 LEGEND = f"{PREVIEWS_DIR}/legend.png"
 STATUSES = ("written", "skipped", "failed")
+FAILED_SHOWN = 10                                 # failed images a BuildResult names (the summary shows them)
 
 
 class BuildError(Exception):
@@ -89,11 +100,12 @@ class BuildInterrupted(Exception):
 @dataclass
 class BuildResult:
     dst: Path
-    records: list[Record]
     class_names: list[str]
-    processed: int
+    processed: int                 # images worked on in this run (segmented or re-rendered)
     reused: int
     elapsed_seconds: float
+    by_split: dict[str, dict[str, int]]     # per split: written, skipped, failed
+    failed: list[tuple[str, str]]           # (source, reason) of the first FAILED_SHOWN failed images
     warnings: list[str] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)
     shard: Optional[tuple[int, int]] = None
@@ -101,14 +113,37 @@ class BuildResult:
     workers: int = 1               # worker processes used
     failed_reused: int = 0         # failed in an earlier run with the same inputs, not tried again
     outside_classes: list[str] = field(default_factory=list)   # images outside any class folder: not used
+    segmented: int = 0             # of the processed images, those whose faces and skin were looked for
+    # Every image's record; a build with nothing to do reads them from the
+    # manifest only when asked (a 100 000-line manifest is not read for nothing).
+    loaded_records: Optional[list[Record]] = field(default=None, repr=False)
+
+    @property
+    def records(self) -> list[Record]:
+        if self.loaded_records is None:
+            self.loaded_records = [r for r in map(_to_record, _read_jsonl(self.dst / MANIFEST)) if r is not None]
+        return self.loaded_records
 
     def counts(self) -> dict[str, int]:
-        c = Counter(r.status for r in self.records)
-        return {s: c.get(s, 0) for s in STATUSES}
+        return {s: sum(c[s] for c in self.by_split.values()) for s in STATUSES}
 
     @property
     def exit_code(self) -> int:
         return 1 if self.counts()["failed"] else 0
+
+
+def _by_split(pairs) -> dict[str, dict[str, int]]:
+    """Counts per split and status from (split, status) pairs."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for split, status in pairs:
+        counts[split][status] += 1
+    return {split: {s: c.get(s, 0) for s in STATUSES} for split, c in counts.items()}
+
+
+def _summaries(records: list[Record]) -> dict:
+    """BuildResult's fields that summarise its records."""
+    return {"by_split": _by_split((r.split, r.status) for r in records), "loaded_records": records,
+            "failed": [(r.source, r.reason or "") for r in records if r.status == "failed"][:FAILED_SHOWN]}
 
 
 # ------------------------------------------------------------------ checks
@@ -210,24 +245,64 @@ def previous_records(dst: Path) -> dict[str, Record]:
     return found
 
 
-_OUTPUT_PATH = re.compile(rf"({'|'.join(OUTPUT_DIRS)})/({'|'.join(SPLIT_NAMES)})/"
-                          r"[\w\-][\w.\-]*\.(jpg|png)")
+_OUTPUT_PATH = re.compile(rf"(?:(?:{'|'.join(OUTPUT_DIRS)})/({'|'.join(SPLIT_NAMES)})/[\w\-][\w.\-]*\.(?:jpg|png)"
+                          rf"|{re.escape(STORED_SKIN_DIR)}/({'|'.join(SPLIT_NAMES)})/[\w\-][\w.\-]*\.png)")
 
 
 def _written_outputs(dst: Path) -> set[str]:
     """Every output this tool recorded writing, or starting to write, in dst:
-    image, mask and preview paths of every record and of every image that was
-    in progress when a build was killed.  Only paths in the tool's own form
-    (images|masks|masks_preview/<split>/<name>.jpg|png) count: never one
-    outside dst, nor another tool's file."""
+    image, mask and preview paths (and stored skin masks) of every record
+    and of every image that was in progress when a build was killed.  Only
+    paths in the tool's own form (images|masks|masks_preview|skin_masks/
+    <split>/<name>.jpg|png, .skinseg/skin/<split>/<name>.png) count: never
+    one outside dst, nor another tool's file."""
     claimed: set[str] = set()
     for path in _record_files(dst):
         for record in filter(None, map(_to_record, _read_jsonl(path))):
-            claimed.update(record.output_paths())
+            claimed.update(record.files())
     for path in (dst / STATE_DIR).glob("pending*.jsonl"):
         for row in _read_jsonl(path, "pending"):
             claimed.update(row.get("outputs") or ())
     return {p for p in claimed if isinstance(p, str) and _OUTPUT_PATH.fullmatch(p)}
+
+
+def _hash(text: str, length: int = 16) -> str:
+    return hashlib.sha256(name_bytes(text)).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The parts of every image's fingerprints that the whole build shares."""
+
+    segmentation: str       # version, the parameters that decide mask and crop, the models
+    image: str              # how the image file is rendered from crop and mask
+    labels: str             # how the mask files are rendered (layout, ignore band, mask type)
+
+    @classmethod
+    def of(cls, config: BuildConfig, plans: ModelPlans, dtype: str) -> "Keys":
+        # The version is part of it: a new release may compute masks differently.
+        output = config.pipeline.output
+        return cls(_hash(f"{__version__}|{config.pipeline.segmentation_fingerprint()}|{plans.signature}"),
+                   _hash(f"{__version__}|{output.image_key()}"), _hash(f"{__version__}|{output.labels_key()}|{dtype}"))
+
+    def task(self, src: Path, source: str, split: str, class_name: str, class_id: int, stem: str) -> ImageTask:
+        """An image's task with its fingerprints: segmentation (the source
+        file by size and modification time, the shared key), rendering (8 hex
+        for the image file, 8 for the mask files, each with the output name;
+        the masks' with the class id) and the whole (both)."""
+        try:
+            st = os.stat(os.path.join(src, source))
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "unreadable"
+        segmentation = _hash(f"{self.segmentation}|{source}|{stamp}")
+        rendering = _hash(f"{self.image}|{split}|{stem}", 8) + _hash(f"{self.labels}|{split}|{stem}|{class_id}", 8)
+        return ImageTask(source, split, class_name, class_id, stem, _hash(f"{segmentation}|{rendering}"),
+                         segmentation, rendering)
+
+
+def _exists(dst: Path, relative: str) -> bool:
+    return os.path.isfile(os.path.join(dst, relative))
 
 
 def _reusable(dst: Path, record: Record, retry_failed: bool) -> bool:
@@ -237,20 +312,61 @@ def _reusable(dst: Path, record: Record, retry_failed: bool) -> bool:
     on every run (--retry-failed tries them again)."""
     if record.status == "failed":
         return not retry_failed
-    return record.status == "skipped" or all((dst / p).is_file() for p in record.output_paths())
+    return record.status == "skipped" or all(_exists(dst, p) for p in record.output_paths())
 
 
-def task_fingerprint(build_fingerprint: str, src: Path, source: str, split: str, class_id: int, stem: str) -> str:
-    """Identity of everything that decides an image's outputs: the source
-    file (size, modification time), the parameters and models, its split,
-    class id and output name."""
-    try:
-        st = (src / source).stat()
-        stamp = f"{st.st_size}:{st.st_mtime_ns}"
-    except OSError:
-        stamp = "unreadable"
-    blob = "|".join((build_fingerprint, source, stamp, split, str(class_id), stem))
-    return hashlib.sha256(name_bytes(blob)).hexdigest()[:16]
+def _rerender(task: ImageTask, previous: Record, config: BuildConfig) -> Union[Record, ImageTask, None]:
+    """What an image with an earlier record of the same segmentation needs:
+    the earlier record (a skipped image is skipped again, for the same
+    reason), a task that renders again the files that change (or went
+    missing), or None when it must be processed (a failure is tried again,
+    as after any change)."""
+    if previous.status == "skipped":
+        return dataclasses.replace(previous, split=task.split, class_name=task.class_name, class_id=task.class_id,
+                                   fingerprint=task.fingerprint, rendering=task.rendering)
+    if previous.status != "written" or not previous.rendering or not previous.crop or not previous.size:
+        return None
+    paths = output_paths(task, config.pipeline.output)
+    kinds: tuple[str, ...] = ()
+    if previous.rendering[:8] != task.rendering[:8] or not _exists(config.dst, paths["image"]):
+        kinds += IMAGE_FILES
+    labels = [kind for kind in LABEL_FILES if kind in paths]
+    if previous.rendering[8:] != task.rendering[8:] or not all(_exists(config.dst, paths[k]) for k in labels):
+        kinds += LABEL_FILES
+    return dataclasses.replace(task, previous=previous, render=kinds)
+
+
+def _schedule(tasks: list[ImageTask], old: dict[str, Record], config: BuildConfig
+              ) -> tuple[dict[str, Record], list[ImageTask]]:
+    """Split tasks into records kept as they are and tasks to run (to
+    process in full, or to re-render from a stored mask)."""
+    final: dict[str, Record] = {}
+    pending: list[ImageTask] = []
+    for task in tasks:
+        previous = None if config.overwrite else old.get(task.source)
+        if previous is None:
+            pending.append(task)
+        elif previous.fingerprint == task.fingerprint and _reusable(config.dst, previous, config.retry_failed):
+            final[task.source] = previous
+        else:
+            decided = _rerender(task, previous, config) if previous.segmentation == task.segmentation else None
+            if isinstance(decided, Record):
+                final[task.source] = decided
+            else:
+                pending.append(decided or task)
+    # A re-render reads the mask where the earlier build wrote it; if another
+    # image's files now go there (names that moved between splits), that
+    # image might overwrite it first: such images are processed in full.
+    output = config.pipeline.output
+    moved = [i for i, t in enumerate(pending)
+             if t.previous is not None and t.previous.mask != output_paths(t, output)["mask"]]
+    if moved:
+        targets = {(t.split, t.stem) for t in tasks}
+        for i in moved:
+            previous = pending[i].previous
+            if (previous.split, PurePosixPath(previous.mask).stem) in targets:
+                pending[i] = dataclasses.replace(pending[i], previous=None, render=())
+    return final, pending
 
 
 # ------------------------------------------------------------------ build
@@ -319,7 +435,7 @@ def _remove_stale_outputs(dst: Path, final: list[Record]) -> int:
     """Delete outputs this tool wrote and no current record claims (source
     removed, now skipped, another image format, in progress when a build was
     killed).  Files skinseg did not write are never touched."""
-    keep = {p for r in final for p in r.output_paths()}
+    keep = {p for r in final for p in r.files()}
     removed = 0
     for relative in sorted(_written_outputs(dst) - keep):
         if (dst / relative).is_file():
@@ -361,17 +477,20 @@ def sample_sources(discovery: Discovery, per_class: Optional[int]) -> Optional[s
     return chosen
 
 
-def _mark_report_sample(tasks: list[ImageTask]) -> list[ImageTask]:
+def _mark_report_sample(tasks: list[ImageTask], class_names: list[str]) -> list[ImageTask]:
     """Ask the workers for thumbnails of the images the report's contact sheet
-    will show: per class, the first by the report's sampling order (plus a
-    few in case some are skipped)."""
+    will show: per class shown, the first by the report's sampling order (plus
+    a few in case some are skipped)."""
     by_class: dict[str, list[ImageTask]] = defaultdict(list)
+    shown_classes = set(class_names[:CLASSES_SHOWN])
     for task in tasks:
-        by_class[task.class_name].append(task)
+        if task.class_name in shown_classes:
+            by_class[task.class_name].append(task)
+    shown = sample_per_class(len(class_names))
     chosen = set()
     for group in by_class.values():
         group.sort(key=lambda t: outputs.sample_key(t.source))
-        chosen.update(t.source for t in group[:REPORT_PER_CLASS + 2])
+        chosen.update(t.source for t in group[:shown + 2])
     return [dataclasses.replace(t, thumbnails=True) if t.source in chosen else t for t in tasks]
 
 
@@ -384,6 +503,10 @@ def _shard_file(dst: Path, index: int, count: int) -> Path:
     return dst / STATE_DIR / "shards" / f"{index}-of-{count}.jsonl"
 
 
+def _model_name(path: Optional[str]) -> Optional[str]:
+    return os.path.basename(path) if path else None
+
+
 @dataclass
 class _Prepared:
     """Everything decided before the destination is locked."""
@@ -393,7 +516,7 @@ class _Prepared:
     class_names: list[str]
     mask_dtype: str
     plans: ModelPlans
-    build_fingerprint: str
+    keys: Keys
     tasks: list[ImageTask]           # every image of the build (all shards)
     started: float
     started_at: str
@@ -403,8 +526,44 @@ class _Prepared:
         class ids, the images (not their contents: a shard on another
         machine sees other modification times)."""
         listing = "\n".join(f"{t.source}|{t.split}|{t.class_id}|{t.stem}" for t in self.tasks)
-        return {"build": self.build_fingerprint, "classes": self.class_names, "images": len(self.tasks),
-                "listing": hashlib.sha256(name_bytes(listing)).hexdigest()[:16]}
+        return {"build": _hash(json_text(dataclasses.asdict(self.keys))), "classes": self.class_names,
+                "images": len(self.tasks), "listing": _hash(listing)}
+
+    def info(self) -> dict:
+        """build.json without its counts and run: everything it says that
+        depends only on the source and the parameters."""
+        config, plans = self.config, self.plans
+        layout = config.pipeline.output.layout
+        return {
+            "tool": "skinseg",
+            "version": __version__,
+            "parameters": {
+                "src": str(config.src),
+                "classes_file": str(config.classes_file) if config.classes_file else None,
+                "sample_per_class": config.sample,
+                "input": dataclasses.asdict(config.input),
+                **config.pipeline.to_dict(),
+            },
+            "face_detector": {"name": plans.detector.name, "model": _model_name(plans.detector.model_path),
+                              "signature": plans.detector.signature},
+            "person_segmenter": {"model": _model_name(plans.segmenter.model_path),
+                                 "signature": plans.segmenter.signature},
+            "face_mesh": {"model": _model_name(plans.mesher.model_path), "signature": plans.mesher.signature},
+            "classes": [BACKGROUND_NAME] + self.class_names,
+            "mask_dtype": self.mask_dtype,
+            "layout": layout,
+            "ignore_index": ignore_index(layout, self.mask_dtype),
+            "ignored_files": [{"path": p, "reason": why} for p, why in self.discovery.ignored],
+            "warnings": list(self.discovery.warnings),
+        }
+
+    def final_key(self, fingerprints) -> str:
+        """Identifies the dataset-level files: build.json's content (but its
+        run) and every image's fingerprint, in order."""
+        digest = hashlib.sha256(json_text(self.info()).encode("utf-8"))
+        for fingerprint in fingerprints:
+            digest.update(fingerprint.encode("ascii"))
+        return digest.hexdigest()[:16]
 
 
 def build(config: BuildConfig) -> BuildResult:
@@ -424,25 +583,69 @@ def build(config: BuildConfig) -> BuildResult:
     plans = _plan_models(config)
     _check_writable(dst)
 
-    # The version is part of it: a new release may compute masks differently.
-    build_fingerprint = hashlib.sha256(
-        f"{__version__}|{config.pipeline.fingerprint()}|{plans.signature}|{dtype}"
-        .encode()).hexdigest()[:16]
+    keys = Keys.of(config, plans, dtype)
     sampled = sample_sources(discovery, config.sample)
-    tasks = [ImageTask(img.source, img.split, img.class_name, class_ids[img.class_name], img.stem,
-                       task_fingerprint(build_fingerprint, src, img.source, img.split, class_ids[img.class_name],
-                                        img.stem))
+    tasks = [keys.task(src, img.source, img.split, img.class_name, class_ids[img.class_name], img.stem)
              for img in discovery.images if sampled is None or img.source in sampled]
-    prepared = _Prepared(config, discovery, class_names, dtype, plans, build_fingerprint,
-                         _mark_report_sample(tasks), started, started_at)
+    prepared = _Prepared(config, discovery, class_names, dtype, plans, keys, tasks, started, started_at)
     group = None
     if config.shard is not None:
         group = hashlib.sha256(json_text([config.shard[1], prepared.identity()]).encode()).hexdigest()[:16]
     try:
         with destination_lock(dst / STATE_DIR, dst, group):
-            return _build_locked(prepared)
+            return _unchanged(prepared) or _build_locked(prepared)
     except Busy as exc:              # raised only on the way in: nothing was written
         raise BuildError(str(exc)) from None
+
+
+def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
+    """The result of a build with nothing to do, or None if there is work:
+    the last build finished (no journal, shard or pending file), the
+    dataset-level files are as it left them and up to date (final.json's
+    key), and every written image's outputs exist.  No record is read;
+    only build.json's run is rewritten."""
+    config, tasks = prepared.config, prepared.tasks
+    dst, state = config.dst, config.dst / STATE_DIR
+    if config.overwrite or config.shard is not None:
+        return None
+    if (state / PREVIOUS_MANIFEST).exists() or any(state.glob("journal*.jsonl")) or any(state.glob("pending*.jsonl")):
+        return None
+    try:
+        final = json.loads((state / FINAL_STATE).read_text(encoding="utf-8"))
+        manifest = os.stat(dst / MANIFEST)
+        info = json.loads((dst / BUILD_JSON).read_text(encoding="utf-8"))
+        statuses = final["statuses"]
+        if (final["manifest"] != [manifest.st_size, manifest.st_mtime_ns] or len(statuses) != len(tasks)
+                or not all(_exists(dst, name) for name in final["files"])):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if final.get("key") != prepared.final_key(t.fingerprint for t in tasks):
+        return None
+    if config.retry_failed and "f" in statuses:
+        return None
+    output = config.pipeline.output
+    for task, status in zip(tasks, statuses):
+        if status == "w" and not all(_exists(dst, p) for p in output_paths(task, output).values()):
+            return None
+    by_status = {"w": "written", "s": "skipped", "f": "failed"}
+    failed = []
+    if "f" in statuses:      # the summary names a few failed images: read only their lines
+        wanted = {i for i, status in enumerate(statuses) if status == "f"}
+        with open(dst / MANIFEST, encoding="utf-8") as handle:
+            for index, line in enumerate(handle):
+                if index in wanted and len(failed) < FAILED_SHOWN:
+                    row = json.loads(line)
+                    failed.append((row["source"], row.get("reason") or ""))
+    elapsed = time.monotonic() - prepared.started
+    info["run"] = {"started_at": prepared.started_at, "elapsed_seconds": round(elapsed, 3), "workers": 0,
+                   "processed": 0, "segmented": 0, "reused": len(tasks), "shard": None}
+    _write_text(dst / BUILD_JSON, json_text(info, indent=2) + "\n")
+    return BuildResult(dst, prepared.class_names, processed=0, reused=len(tasks), elapsed_seconds=elapsed,
+                       by_split=_by_split((t.split, by_status[s]) for t, s in zip(tasks, statuses)), failed=failed,
+                       warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
+                       outside_classes=prepared.discovery.outside_classes, workers=0,
+                       failed_reused=statuses.count("f"))
 
 
 def _build_locked(prepared: _Prepared) -> BuildResult:
@@ -453,19 +656,8 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
         # Leftovers of a killed build.  Shards skip this: a sibling shard may
         # be writing its temp files right now; the merge removes them.
         _remove_temp_files(dst)
-    tasks = prepared.tasks
-    mine = [t for t in tasks if in_shard(t.source, config.shard)]
-
-    old = previous_records(dst)
-    final: dict[str, Record] = {}
-    pending: list[ImageTask] = []
-    for task in mine:
-        previous = old.get(task.source)
-        if (not config.overwrite and previous is not None and previous.fingerprint == task.fingerprint
-                and _reusable(dst, previous, config.retry_failed)):
-            final[task.source] = previous
-        else:
-            pending.append(task)
+    mine = [t for t in _mark_report_sample(prepared.tasks, prepared.class_names) if in_shard(t.source, config.shard)]
+    final, pending = _schedule(mine, previous_records(dst), config)
     reused = len(final)
     failed_reused = sum(r.status == "failed" for r in final.values())
     workers = _worker_count(config.workers, len(pending))
@@ -483,16 +675,19 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     output = config.pipeline.output
     try:
         with open(dst / STATE_DIR / _state_name("pending", config.shard), "a", encoding="utf-8") as handle:
-            handle.write("".join(json_text({"pending": t.source, "outputs": list(output_paths(t, output).values())})
-                                 + "\n" for t in pending))
+            handle.write("".join(json_text({"pending": t.source, "outputs": written_paths(t, output)}) + "\n"
+                                 for t in pending))
         journal = open(journal_path, "a", encoding="utf-8")
     except OSError as exc:
         bar.close()
         raise BuildAborted(f"cannot write to --dst {dst}: {exc.strerror or exc}; re-running the same command "
                            "resumes") from None
+    segmented = 0
 
-    def on_record(record: Record) -> None:
+    def on_record(record: Record, was_segmented: bool) -> None:
+        nonlocal segmented
         final[record.source] = record
+        segmented += was_segmented
         try:
             journal.write(json_text(record.to_dict()) + "\n")
             journal.flush()
@@ -515,19 +710,20 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
             journal.close()
         bar.close()
 
-    result = BuildResult(dst, [final[t.source] for t in mine], prepared.class_names, processed=len(pending),
-                         reused=reused, elapsed_seconds=time.monotonic() - prepared.started,
+    result = BuildResult(dst, prepared.class_names, processed=len(pending), reused=reused,
+                         elapsed_seconds=time.monotonic() - prepared.started,
                          warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
-                         outside_classes=prepared.discovery.outside_classes,
-                         shard=config.shard, workers=workers, failed_reused=failed_reused)
+                         outside_classes=prepared.discovery.outside_classes, shard=config.shard, workers=workers,
+                         failed_reused=failed_reused, segmented=segmented,
+                         **_summaries([final[t.source] for t in mine]))
     try:
         if config.shard is not None:
             all_records = _finish_shard(prepared, result.records)
             if all_records is None:
                 result.complete = False
                 return result
-            result.records = all_records
-        _finalize(config, result, prepared.plans, prepared.mask_dtype, prepared.started_at)
+            result = dataclasses.replace(result, **_summaries(all_records))
+        _finalize(prepared, result)
     except OSError as exc:
         raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
                            "re-running the same command finishes them") from None
@@ -570,60 +766,45 @@ def _remove_temp_files(dst: Path) -> None:
         remove_temp_files(dst / folder)
 
 
-def _model_name(path: Optional[str]) -> Optional[str]:
-    return os.path.basename(path) if path else None
-
-
-def _finalize(config: BuildConfig, result: BuildResult, plans: ModelPlans, mask_dtype: str,
-              started_at: str) -> None:
+def _finalize(prepared: _Prepared, result: BuildResult) -> None:
+    config, records = prepared.config, result.records
     dst = config.dst
     _remove_temp_files(dst)
-    _remove_stale_outputs(dst, result.records)
+    _remove_stale_outputs(dst, records)
     state = dst / STATE_DIR
     # The manifest is written last and, until then, the old one waits in
     # .skinseg (still read for re-use): a build that cannot write these files
     # (a full disk) leaves no manifest, so nothing half-done looks done.
+    with contextlib.suppress(FileNotFoundError):
+        (state / FINAL_STATE).unlink()
     if _manifest_is_ours(dst):
         with contextlib.suppress(FileNotFoundError):       # another shard finishing set it aside
             os.replace(dst / MANIFEST, state / PREVIOUS_MANIFEST)
     _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
     layout = config.pipeline.output.layout
-    atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names, layout, mask_dtype),
-                                                  ".png"))
-    info = {
-        "tool": "skinseg",
-        "version": __version__,
-        "parameters": {
-            "src": str(config.src),
-            "classes_file": str(config.classes_file) if config.classes_file else None,
-            "sample_per_class": config.sample,
-            "input": dataclasses.asdict(config.input),
-            **config.pipeline.to_dict(),
-        },
-        "face_detector": {"name": plans.detector.name, "model": _model_name(plans.detector.model_path),
-                          "signature": plans.detector.signature},
-        "person_segmenter": {"model": _model_name(plans.segmenter.model_path),
-                             "signature": plans.segmenter.signature},
-        "face_mesh": {"model": _model_name(plans.mesher.model_path), "signature": plans.mesher.signature},
-        "classes": [BACKGROUND_NAME] + result.class_names,
-        "mask_dtype": mask_dtype,
-        "layout": layout,
-        "ignore_index": ignore_index(layout, mask_dtype),
-        "counts": _counts(result.records),
-        "ignored_files": [{"path": p, "reason": why} for p, why in result.ignored],
-        "warnings": list(result.warnings),
-        # Everything above depends only on the source and the parameters;
-        # "run" describes this particular run (or, sharded, the last shard's).
-        "run": {"started_at": started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
-                "workers": result.workers, "processed": result.processed, "reused": result.reused,
-                "shard": list(config.shard) if config.shard else None},
-    }
-    for warning in write_hub_files(dst, result.records, info, _write_text):
+    atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names, layout,
+                                                                       prepared.mask_dtype), ".png"))
+    info = prepared.info()
+    key = prepared.final_key(r.fingerprint for r in records)
+    info["counts"] = _counts(records)
+    # Everything above depends only on the source and the parameters;
+    # "run" describes this particular run (or, sharded, the last shard's).
+    info["run"] = {"started_at": prepared.started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
+                   "workers": result.workers, "processed": result.processed, "segmented": result.segmented,
+                   "reused": result.reused, "shard": list(config.shard) if config.shard else None}
+    warnings, hub_files = write_hub_files(dst, records, info, _write_text)
+    for warning in warnings:
         log.warning("%s", warning)
         info["warnings"].append(warning)
     _write_text(dst / BUILD_JSON, json_text(info, indent=2) + "\n")
-    write_report(dst, config.src, result.records, info)
-    _write_text(dst / MANIFEST, "".join(json_text(r.to_dict()) + "\n" for r in result.records))
+    report_files = write_report(dst, config.src, records, info)
+    _write_text(dst / MANIFEST, "".join(json_text(r.to_dict()) + "\n" for r in records))
+    # What a re-run with nothing to do checks instead of reading the records.
+    manifest = os.stat(dst / MANIFEST)
+    _write_text(state / FINAL_STATE, json_text({
+        "key": key, "manifest": [manifest.st_size, manifest.st_mtime_ns],
+        "statuses": "".join(r.status[0] for r in records),
+        "files": [CLASSES_TXT, LEGEND, BUILD_JSON, MANIFEST, *hub_files, *report_files]}) + "\n")
     # The dataset is complete: resume state is no longer needed.
     leftovers = [state / PREVIOUS_MANIFEST, *state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"),
                  *(state / "shards").glob("*.jsonl")]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 import click
 from click.core import ParameterSource
 
-from . import __version__, forkserver
+from . import __version__, forkserver, state
 from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
 
 if TYPE_CHECKING:
@@ -285,9 +285,13 @@ def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_se
     # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        # The workers' fork server imports OpenCV and MediaPipe while this
-        # process imports them too (below), rather than after it.
-        forkserver.start(config.pipeline.may_use_mediapipe)
+        if not state.finished(dst):
+            # A destination without a finished build always has work: the
+            # workers' fork server imports OpenCV and MediaPipe while this
+            # process imports its own modules (below), rather than after.
+            # Otherwise the build starts it once it finds work: a re-run
+            # with nothing to do starts no process and imports no MediaPipe.
+            forkserver.start(config.pipeline.may_use_mediapipe)
         from .api import BuildAborted, BuildError, BuildInterrupted, build_dataset
 
         try:
@@ -338,24 +342,23 @@ def summary(result: BuildResult) -> str:
     """A few lines: totals, per split, what failed and where to look."""
     from .discover import printable
     counts = result.counts()
+    images = sum(counts.values())
     if not result.complete:
         k, n = result.shard
         return (f"skinseg: shard {k}/{n} done: {counts['written']} written, {counts['skipped']} skipped, "
-                f"{counts['failed']} failed ({len(result.records)} images). Other shards are still running; "
+                f"{counts['failed']} failed ({images} images). Other shards are still running; "
                 f"the last to finish writes {result.dst / 'manifest.jsonl'}")
+    rendered = result.processed - result.segmented
+    how = f" ({rendered} only re-rendered: output options changed)" if rendered else ""
     lines = [f"skinseg: {counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed "
-             f"({len(result.records)} images, {result.processed} processed now, {result.reused} already done; "
+             f"({images} images, {result.processed} processed now{how}, {result.reused} already done; "
              f"{result.elapsed_seconds:.1f} s)"]
-    splits: dict[str, dict[str, int]] = {}
-    for r in result.records:
-        splits.setdefault(r.split, {"written": 0, "skipped": 0, "failed": 0})[r.status] += 1
-    for split, c in splits.items():
+    for split, c in result.by_split.items():
         lines.append(f"  {split:<6} {c['written']} written, {c['skipped']} skipped, {c['failed']} failed")
-    failed = [r for r in result.records if r.status == "failed"]
-    for r in failed[:10]:
-        lines.append(f"  failed: {printable(r.source)}: {r.reason}")
-    if len(failed) > 10:
-        lines.append(f"  ... and {len(failed) - 10} more failed")
+    for source, reason in result.failed:
+        lines.append(f"  failed: {printable(source)}: {reason}")
+    if counts["failed"] > len(result.failed):
+        lines.append(f"  ... and {counts['failed'] - len(result.failed)} more failed")
     if result.failed_reused:
         lines.append(f"  {result.failed_reused} of the failed images failed in an earlier run and were not tried "
                      "again (nothing changed); --retry-failed tries them again")

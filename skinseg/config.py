@@ -2,8 +2,11 @@
 
 The CLI only parses options into these dataclasses; everything below the CLI
 takes them as its single source of truth.  Every field that changes what is
-written for an image is part of `PipelineConfig`, whose fingerprint decides
-whether a previous output can be reused.
+written for an image is part of `PipelineConfig`.  Its fingerprints decide
+what a re-run can keep: `segmentation_fingerprint` covers everything that
+decides an image's mask and crop (faces, skin, clean-up, crop, max_pixels);
+`OutputParams` only how files are rendered from them, so changing it
+re-renders from the stored masks without finding faces or skin again.
 """
 
 from __future__ import annotations
@@ -98,6 +101,15 @@ class OutputParams:
         # Transparency needs an alpha channel, which JPEG lacks.
         return ".png" if self.image_background == "transparent" or self.image_format == "png" else ".jpg"
 
+    def image_key(self) -> str:
+        """Everything that decides the image file's bytes, given the crop and its mask."""
+        return f"{self.image_background}|{self.image_extension}|{self.jpeg_quality}"
+
+    def labels_key(self) -> str:
+        """Everything that decides the mask files' bytes (mask, preview, skin
+        mask), given the crop's mask, the class id and the mask type."""
+        return f"{self.layout}|{self.ignore_band if self.layout == 'train-ready' else 0}"
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -125,8 +137,11 @@ class PipelineConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def fingerprint(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+    def segmentation_fingerprint(self) -> str:
+        """Identifies every parameter that decides an image's mask and crop
+        (all but `output`)."""
+        deciding = {key: value for key, value in self.to_dict().items() if key != "output"}
+        blob = json.dumps(deciding, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -34,7 +34,7 @@ class DatasetError(Exception):
     """The source tree or a class file cannot be used; the message says why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceImage:
     source: str          # path relative to src, forward slashes
     split: str

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._quiet import native_stderr_silenced
 from .imageio import downscaled
-from .models import FACE_FULL_RANGE, FACE_SHORT_RANGE, ModelUnavailable, ensure_model, file_digest
+from .models import FACE_FULL_RANGE, FACE_SHORT_RANGE, ModelUnavailable, ensure_model, model_digest
 
 # BlazeFace keypoint order; "right"/"left" are the subject's own sides.
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
@@ -210,7 +210,7 @@ def plan_detector(enabled: bool, requested: str, explicit_model: Optional[Path],
             raise
         return DetectorPlan("opencv", signature="opencv-haar-frontalface-default",
                             note=f"{exc}; using OpenCV's Haar face detector instead")
-    return DetectorPlan("mediapipe", str(path), min_score, f"mediapipe:{file_digest(path)[:16]}:{min_score}")
+    return DetectorPlan("mediapipe", str(path), min_score, f"mediapipe:{model_digest(path)[:16]}:{min_score}")
 
 
 def open_detector(plan: DetectorPlan) -> FaceDetector:

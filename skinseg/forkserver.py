@@ -4,7 +4,9 @@ Each worker needs OpenCV, NumPy and (usually) MediaPipe, about a second of
 imports.  Workers are therefore forked from a fork server that has imported
 them once, instead of being spawned to import them each.  This module itself
 imports nothing heavy, so the CLI can start the server first thing and let it
-import while the main process imports its own copy.
+import while the main process imports its own copy (for a fresh build); else
+the runner starts it when there is work, without MediaPipe when no task needs
+a model.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ def worker_context(preload_mediapipe: bool) -> BaseContext:
 
 
 def start(preload_mediapipe: bool) -> None:
-    """Start the fork server now (it imports in the background), so that
-    the first pool does not wait for its imports."""
+    """Start the fork server if it is not running (it imports in the
+    background: started early, the first pool does not wait for it)."""
     if worker_context(preload_mediapipe).get_start_method() != "forkserver":
         return
     # A Ctrl-C while the server imports would print its KeyboardInterrupt

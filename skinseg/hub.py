@@ -87,11 +87,13 @@ def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
             "skipped and failed ones, in `manifest.jsonl`; `report.html` shows the build.\n")
 
 
-def write_hub_files(dst: Path, records: list[Record], info: dict, write: Callable[[Path, str], None]) -> list[str]:
+def write_hub_files(dst: Path, records: list[Record], info: dict,
+                    write: Callable[[Path, str], None]) -> tuple[list[str], list[str]]:
     """Write the metadata files and the card (unless dst/README.md is not
     skinseg's); remove metadata files of splits that are gone.  Returns
-    warnings."""
+    warnings and the names of the files written."""
     rows = metadata_rows(records)
+    written = [metadata_name(split) for split in rows]
     for split, split_rows in rows.items():
         write(dst / metadata_name(split), "".join(json_text(row) + "\n" for row in split_rows))
     for path in dst.glob("metadata-*.jsonl"):
@@ -101,6 +103,6 @@ def write_hub_files(dst: Path, records: list[Record], info: dict, write: Callabl
     card = dst / CARD
     if card.exists() and CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
         return [f"{card} is not a skinseg dataset card, so it was left as it is: Hugging Face's load_dataset "
-                "needs the card skinseg writes there (move that file and build again)"]
+                "needs the card skinseg writes there (move that file and build again)"], written
     write(card, _card(sorted(rows), info, any(r.skin_mask for r in records)))
-    return []
+    return [], written + [CARD]

@@ -3,12 +3,16 @@ environment variable, or a per-user cache filled by downloading the official
 MediaPipe file on first use.
 
 Only the parent process provisions models (once, before workers start), so a
-download happens at most once per build and workers just open a path.
+download happens at most once per build and workers just open a path.  A
+model's digest (part of every image's fingerprint) is remembered in the cache
+folder by path, size and modification time: a re-run does not read the
+model files to know they did not change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import urllib.error
@@ -110,6 +114,53 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+DIGESTS = "digests.json"     # in cache_dir(): {"<path>|<size>|<mtime ns>": sha256} of model files checked before
+
+
+def _stamp(path: Path) -> Optional[str]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _known_digests() -> dict[str, str]:
+    try:
+        known = json.loads((cache_dir() / DIGESTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def model_digest(path: Path) -> str:
+    """The sha256 of a model file that is_model_file accepted: remembered
+    by path, size and modification time, so it is read once, not on every
+    run (a cache that cannot be written only costs the reading)."""
+    stamp = _stamp(path)
+    known = _known_digests()
+    if stamp is not None and stamp in known:
+        return known[stamp]
+    digest = file_digest(path)
+    if stamp is not None:
+        where = stamp.rsplit("|", 2)[0]
+        known = {k: v for k, v in known.items() if k.rsplit("|", 2)[0] != where}   # the file's older versions
+        known[stamp] = digest
+        try:
+            with atomic_file(cache_dir() / DIGESTS) as handle:
+                handle.write(json.dumps(known, indent=1).encode("utf-8"))
+        except OSError:
+            pass
+    return digest
+
+
+def _usable(path: Path, kind: str) -> bool:
+    """A file that is a model of this kind: already known by its digest (it
+    was checked as it is now), or checked now by its first bytes."""
+    stamp = _stamp(path)
+    return stamp is not None and (stamp in _known_digests() or (path.is_file() and is_model_file(path, kind)))
+
+
 def find_model(spec: ModelSpec) -> Optional[Path]:
     """The model file if it is already on disk (model folder, then cache)."""
     candidates = []
@@ -117,7 +168,7 @@ def find_model(spec: ModelSpec) -> Optional[Path]:
         candidates.append(Path(os.environ[ENV_MODEL_DIR]) / spec.filename)
     candidates.append(cache_dir() / spec.filename)
     for candidate in candidates:
-        if candidate.is_file() and is_model_file(candidate, spec.kind):
+        if _usable(candidate, spec.kind):
             return candidate
     return None
 
@@ -156,7 +207,7 @@ def ensure_model(spec: ModelSpec, explicit: Optional[Path] = None, show_progress
     if explicit is not None:
         if not explicit.is_file():
             raise ModelUnavailable(f"model file {explicit} does not exist")
-        if not is_model_file(explicit, spec.kind):
+        if not _usable(explicit, spec.kind):
             raise ModelUnavailable(f"{explicit} is not {KIND_NAMES[spec.kind]} file")
         return explicit
     found = find_model(spec)
@@ -200,4 +251,4 @@ def plan_optional_model(spec: ModelSpec, enabled: bool, explicit: Optional[Path]
         if explicit is not None:
             raise
         return ModelPlan(note=f"{exc}; continuing without it ({without})")
-    return ModelPlan(str(path), f"{spec.key}:{file_digest(path)[:16]}")
+    return ModelPlan(str(path), f"{spec.key}:{model_digest(path)[:16]}")

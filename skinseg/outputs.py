@@ -125,20 +125,39 @@ def preview_png(skin: np.ndarray, class_id: int, mask_png: bytes | None = None,
     return encode_indexed_png(indices, [(0, 0, 0), (r, g, b), grey])
 
 
-def render(crop: np.ndarray, skin: np.ndarray, class_id: int, dtype: str, output: OutputParams) -> dict[str, bytes]:
-    """Every file of one image, encoded, by kind: 'image', 'mask', 'preview'
-    and, in the train-ready layout, 'skin_mask'."""
-    band = edge_band(skin, output.ignore_band) if output.layout == "train-ready" else None
-    mask_png = encode_image(label_mask(skin, class_id, dtype, band), ".png")
-    files = {
-        "image": encode_image(skin_only_image(crop, skin, output.image_background), output.image_extension,
-                              output.jpeg_quality),
-        "mask": mask_png,
-        "preview": preview_png(skin, class_id, mask_png if dtype == "uint8" else None, band),
-    }
-    if band is not None:
-        files["skin_mask"] = encode_image(skin_mask(skin, band), ".png")
+IMAGE_FILES = ("image",)
+LABEL_FILES = ("mask", "preview", "skin_mask")
+
+
+def render(crop: np.ndarray | None, skin: np.ndarray | None, class_id: int, dtype: str, output: OutputParams,
+           kinds: tuple[str, ...] = IMAGE_FILES + LABEL_FILES) -> dict[str, bytes]:
+    """The files of one image, encoded, by kind: 'image', 'mask', 'preview'
+    and, in the train-ready layout, 'skin_mask'; only the `kinds` asked for
+    (a re-render renders only what an option change affects).  `crop` is
+    needed for the image, `skin` (0/255 over the crop) for everything but an
+    image that keeps the background."""
+    files = {}
+    if "image" in kinds:
+        files["image"] = encode_image(skin_only_image(crop, skin, output.image_background), output.image_extension,
+                                      output.jpeg_quality)
+    if any(kind in kinds for kind in LABEL_FILES):
+        band = edge_band(skin, output.ignore_band) if output.layout == "train-ready" else None
+        mask_png = encode_image(label_mask(skin, class_id, dtype, band), ".png")
+        files["mask"] = mask_png
+        files["preview"] = preview_png(skin, class_id, mask_png if dtype == "uint8" else None, band)
+        if band is not None:
+            files["skin_mask"] = encode_image(skin_mask(skin, band), ".png")
     return files
+
+
+def stored_skin_png(skin: np.ndarray) -> bytes:
+    """The crop's skin as a 1-bit PNG: what the train-ready layout keeps in
+    dst/.skinseg to re-render from (its masks mark the edges as ignored,
+    which hides the skin there)."""
+    ok, encoded = cv2.imencode(".png", skin, [cv2.IMWRITE_PNG_BILEVEL, 1])
+    if not ok:
+        raise OSError(f"OpenCV could not encode a skin mask of shape {skin.shape}")
+    return encoded.tobytes()
 
 
 def legend_rows(class_names: list[str], layout: str, dtype: str) -> list[tuple[str, str, tuple[int, int, int]]]:
@@ -188,10 +207,12 @@ def sample_key(source: str) -> str:
     return hashlib.sha1(name_bytes(source)).hexdigest()
 
 
-def thumbnail_paths(source: str, fingerprint: str) -> dict[str, str]:
-    """dst-relative thumbnail paths.  Named after the image's fingerprint, which
-    changes whenever its outputs do, so an existing thumbnail is up to date."""
-    key = hashlib.sha1(name_bytes(f"{THUMB_VERSION}|{source}|{fingerprint}")).hexdigest()[:16]
+def thumbnail_paths(source: str, segmentation: str, class_id: int) -> dict[str, str]:
+    """dst-relative thumbnail paths.  Named after what they show: the image's
+    segmentation fingerprint (source, crop and mask) and class id (the
+    overlay's colour), so an existing thumbnail is up to date, and an option
+    that only changes how files are rendered keeps them."""
+    key = hashlib.sha1(name_bytes(f"{THUMB_VERSION}|{source}|{segmentation}|{class_id}")).hexdigest()[:16]
     return {kind: f"{THUMBS_DIR}/{key}_{kind}.jpg" for kind in THUMB_KINDS}
 
 

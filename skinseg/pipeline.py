@@ -6,12 +6,15 @@ read (imageio.read_image) -> working copy -> faces (face.FaceDetector)
 (cleanup.clean_mask) -> region (crop.crop_region) -> render (outputs) -> write
 (atomic).  `process_image` runs them and returns the manifest record; it
 never raises for a bad image, only for a problem with the destination.
+`rerender` renders an image's files again from the mask an earlier build
+stored, when only output options changed: no faces, no skin, no models.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Optional
 
 import cv2
@@ -29,6 +32,7 @@ from .mesh import FaceMesher, open_mesher, plan_mesher, with_meshes
 from .models import ModelPlan
 from .person import PersonSegmenter, open_segmenter, plan_segmenter
 from .skin import rules_mask
+from .state import STORED_SKIN_DIR
 
 IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, SKIN_MASKS_DIR = "images", "masks", "masks_preview", "skin_masks"
 OUTPUT_DIRS = (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, SKIN_MASKS_DIR)
@@ -41,18 +45,12 @@ class OutputWriteError(Exception):
     build must stop, because every following image would fail the same way."""
 
 
-@dataclass(frozen=True)
-class ImageTask:
-    source: str            # relative to src, forward slashes
-    split: str
-    class_name: str
-    class_id: int
-    stem: str
-    fingerprint: str       # changes whenever anything that decides the outputs changes
-    thumbnails: bool = False   # the report will likely show it: render its thumbnails now
+def stored_skin_path(split: str, stem: str) -> str:
+    """dst-relative path of the skin mask the train-ready layout keeps for re-rendering."""
+    return f"{STORED_SKIN_DIR}/{split}/{stem}.png"
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One line of manifest.jsonl."""
 
@@ -70,13 +68,44 @@ class Record:
     crop: Optional[list[int]] = None     # [x0, y0, x1, y1], exclusive ends
     face: Optional[dict] = None
     skin_fraction: Optional[float] = None
-    fingerprint: Optional[str] = None
+    fingerprint: Optional[str] = None    # segmentation + rendering: everything that decides the files
+    segmentation: Optional[str] = None   # what decides mask and crop: source file, parameters, models
+    rendering: Optional[str] = None      # how the files were rendered: 8 hex for the image, 8 for the masks
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def output_paths(self) -> list[str]:
         return [p for p in (self.image, self.mask, self.preview, self.skin_mask) if p]
+
+    def stored_skin(self) -> Optional[str]:
+        """The skin mask the train-ready layout keeps to re-render from, or None."""
+        if not (self.skin_mask and self.mask):
+            return None
+        return stored_skin_path(self.split, PurePosixPath(self.mask).stem)
+
+    def files(self) -> list[str]:
+        """Every file written for this image: the outputs and the stored skin mask."""
+        stored = self.stored_skin()
+        return self.output_paths() + ([stored] if stored else [])
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTask:
+    source: str            # relative to src, forward slashes
+    split: str
+    class_name: str
+    class_id: int
+    stem: str
+    fingerprint: str       # changes whenever anything that decides the outputs changes
+    segmentation: str = ""     # Record.segmentation
+    rendering: str = ""        # Record.rendering
+    thumbnails: bool = False   # the report will likely show it: render its thumbnails now
+    # An earlier record with the same segmentation: the files in `render`
+    # (kinds as outputs.render names them) are rendered again from its stored
+    # mask instead of processing the image.
+    previous: Optional[Record] = None
+    render: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +176,14 @@ def output_paths(task: ImageTask, output: OutputParams) -> dict[str, str]:
     return paths
 
 
+def written_paths(task: ImageTask, output: OutputParams) -> list[str]:
+    """Every file processing the task may write (Record.files of its record)."""
+    paths = list(output_paths(task, output).values())
+    if output.layout == "train-ready":
+        paths.append(stored_skin_path(task.split, task.stem))
+    return paths
+
+
 def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
     """The image shrunk to WORK_SIZE on its long side (or as is), and the scale.
 
@@ -199,28 +236,46 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
     return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, best_face(faces), faces)
 
 
-def _write_outputs(runtime: Runtime, task: ImageTask, paths: dict[str, str], bgr: np.ndarray,
-                   region: tuple[int, int, int, int], mask: np.ndarray) -> None:
-    x0, y0, x1, y1 = region
-    files = outputs.render(bgr[y0:y1, x0:x1], mask, task.class_id, runtime.mask_dtype, runtime.config.output)
-    written = [(paths[kind], data) for kind, data in files.items()]
-    if task.thumbnails:
-        # The report's contact sheet, while the pixels are in memory (reading
-        # them back later costs more than the whole image's processing).
-        images = outputs.thumbnail_images(bgr, region, (bgr.shape[1], bgr.shape[0]), mask, task.class_id)
-        for kind, relative in outputs.thumbnail_paths(task.source, task.fingerprint).items():
-            written.append((relative, encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)))
-    for relative, data in written:
+def _write_files(runtime: Runtime, files: dict[str, bytes]) -> None:
+    """Write files (dst-relative path -> bytes); a failure stops the build."""
+    for relative, data in files.items():
         try:
             atomic_write_bytes(runtime.dst / relative, data)
         except OSError as exc:
             raise OutputWriteError(f"cannot write {runtime.dst / relative}: {exc.strerror or exc}") from exc
 
 
+def _rendered(runtime: Runtime, task: ImageTask, kinds: tuple[str, ...], bgr: Optional[np.ndarray],
+              region: tuple[int, int, int, int], skin: Optional[np.ndarray], thumbnails: bool) -> dict[str, bytes]:
+    """The files of `kinds` (and the report's thumbnails), by dst-relative path."""
+    x0, y0, x1, y1 = region
+    output = runtime.config.output
+    paths = output_paths(task, output)
+    crop = bgr[y0:y1, x0:x1] if bgr is not None else None
+    files = outputs.render(crop, skin, task.class_id, runtime.mask_dtype, output, kinds)
+    written = {paths[kind]: data for kind, data in files.items()}
+    if "mask" in files and output.layout == "train-ready":
+        written[stored_skin_path(task.split, task.stem)] = outputs.stored_skin_png(skin)
+    if thumbnails:
+        # The report's contact sheet, while the pixels are in memory (reading
+        # them back later costs more than the whole image's processing).
+        images = outputs.thumbnail_images(bgr, region, (bgr.shape[1], bgr.shape[0]), skin, task.class_id)
+        for kind, relative in outputs.thumbnail_paths(task.source, task.segmentation, task.class_id).items():
+            written[relative] = encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)
+    return written
+
+
+def _written_record(task: ImageTask, output: OutputParams, record: Record) -> Record:
+    record.status = "written"
+    for kind, path in output_paths(task, output).items():
+        setattr(record, kind, path)
+    return record
+
+
 def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record:
     """Run every stage for one image; a bad image gives a 'failed' record."""
     record = Record(task.source, task.split, task.class_name, task.class_id, "failed",
-                    fingerprint=task.fingerprint)
+                    fingerprint=task.fingerprint, segmentation=task.segmentation, rendering=task.rendering)
     config = runtime.config
     try:
         with native_stderr_silenced():       # libjpeg/libpng/TFLite chatter
@@ -244,9 +299,51 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
         record.reason = (f"too little skin: {fraction:.1%} of the {where} is skin, "
                          f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
         return record
-    paths = output_paths(task, config.output)
-    _write_outputs(runtime, task, paths, bgr, result.region, result.mask)
-    record.status = "written"
-    for kind, path in paths.items():
-        setattr(record, kind, path)
-    return record
+    _write_files(runtime, _rendered(runtime, task, outputs.IMAGE_FILES + outputs.LABEL_FILES, bgr, result.region,
+                                    result.mask, task.thumbnails))
+    return _written_record(task, config.output, record)
+
+
+def _stored_skin(dst: Path, previous: Record) -> Optional[np.ndarray]:
+    """The crop's skin (0/255) as the earlier build left it: the original
+    layout's mask is the class id on skin and 0 elsewhere; the train-ready
+    layout keeps it in STORED_SKIN_DIR.  None if unreadable."""
+    path = dst / (previous.stored_skin() or previous.mask)
+    try:
+        stored = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    except (OSError, cv2.error):
+        return None
+    if stored is None or stored.ndim != 2:
+        return None
+    return cv2.compare(stored, 0, cv2.CMP_NE)
+
+
+def rerender(task: ImageTask, runtime: Runtime) -> Optional[Record]:
+    """Render the files `task.render` names again from the mask stored for
+    `task.previous`, whose segmentation (source file, crop, mask) is this
+    task's: no faces or skin are looked for.  The source is read only when
+    the image (or a thumbnail) is rendered.  None when what is stored cannot
+    be used (deleted, unreadable, not the recorded size): process the image."""
+    previous, output = task.previous, runtime.config.output
+    x0, y0, x1, y1 = region = tuple(previous.crop)
+    thumbs = task.thumbnails and not all(
+        (runtime.dst / p).is_file() for p in outputs.thumbnail_paths(task.source, task.segmentation,
+                                                                      task.class_id).values())
+    want_pixels = "image" in task.render or thumbs
+    want_skin = (thumbs or any(kind in outputs.LABEL_FILES for kind in task.render)
+                 or ("image" in task.render and output.image_background != "original"))
+    try:
+        with native_stderr_silenced():
+            bgr = read_image(runtime.src / task.source, runtime.config.max_pixels) if want_pixels else None
+    except ImageReadError:
+        return None
+    if bgr is not None and [bgr.shape[1], bgr.shape[0]] != previous.size:
+        return None
+    skin = _stored_skin(runtime.dst, previous) if want_skin else None
+    if want_skin and (skin is None or skin.shape != (y1 - y0, x1 - x0)):
+        return None
+    _write_files(runtime, _rendered(runtime, task, task.render, bgr, region, skin, thumbs))
+    record = dataclasses.replace(previous, split=task.split, class_name=task.class_name, class_id=task.class_id,
+                                 image=None, mask=None, preview=None, skin_mask=None, fingerprint=task.fingerprint,
+                                 segmentation=task.segmentation, rendering=task.rendering)
+    return _written_record(task, output, record)

@@ -4,8 +4,9 @@ The page shows the parameters and class legend, counts per split and class
 with the reasons for skipped and failed images, face statistics, a skin
 fraction histogram per class, a contact sheet per class and the images most
 likely to be wrong.  Everything except the thumbnails is aggregate statistics
-over the records, so the cost is bounded: only the sampled and suspect images
-(at most `per_class` per class plus `suspects`) are read.
+over the records, and what lists images or files is capped, so the page
+stays small and quick to open at any number of images: only the sampled and
+suspect images (at most SHEET_FIGURES plus `suspects`) are read.
 
 The page is byte-deterministic for the same records and build parameters (no
 times, stable ordering), like every other file of a build.  Thumbnails are
@@ -60,18 +61,29 @@ FLAG_WEIGHT = 0.5
 NO_FACE_WEIGHT = 0.25
 
 
-PER_CLASS = 8               # images per class on the contact sheet
+PER_CLASS = 8               # images per class on the contact sheet, with few classes
+SHEET_FIGURES = 200         # images on all contact sheets together, at most
+CLASSES_SHOWN = 50          # classes with a histogram, a faces row and a contact sheet, at most
+FILES_SHOWN = 100           # skipped, failed or ignored files listed by name, each, at most
 
 
-def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_class: int = PER_CLASS,
-                 suspects: int = 24) -> Path:
-    """Write dst/report.html and its thumbnails (dst/report/…); return the html path."""
+def sample_per_class(classes: int) -> int:
+    """Images per class on the contact sheets: fewer when there are many classes."""
+    return max(1, min(PER_CLASS, SHEET_FIGURES // max(1, min(classes, CLASSES_SHOWN))))
+
+
+def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_class: Optional[int] = None,
+                 suspects: int = 24) -> list[str]:
+    """Write dst/report.html and its thumbnails (dst/report/…); return their
+    paths, relative to dst."""
     params = info.get("parameters") or {}
     max_pixels = params.get("max_pixels", 100_000_000)
     class_names = list(info.get("classes") or ["background"])[1:]
     written = [r for r in records if r.status == "written"]
 
-    samples = _sample(written, per_class)
+    shown_classes = set(class_names[:CLASSES_SHOWN])
+    samples = _sample([r for r in written if r.class_name in shown_classes],
+                      per_class or sample_per_class(len(class_names)))
     ranked = _rank_suspects(written, params, suspects)
     shown = {r.source: r for group in samples.values() for r in group}
     shown.update((r.source, r) for r, _, _ in ranked)
@@ -81,11 +93,10 @@ def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_cl
         thumbs = dict(zip(shown, found))
 
     page = _page(records, info, class_names, samples, ranked, thumbs)
-    path = dst / REPORT_HTML
-    atomic_write_bytes(path, page.encode("utf-8"))
-    keep = {dst / name for names in thumbs.values() if names for name in names.values()}
-    _remove_unreferenced(dst / THUMBS_DIR, keep)
-    return path
+    atomic_write_bytes(dst / REPORT_HTML, page.encode("utf-8"))
+    used = sorted({name for names in thumbs.values() if names for name in names.values()})
+    _remove_unreferenced(dst / THUMBS_DIR, {dst / name for name in used})
+    return [REPORT_HTML, *used]
 
 
 # ------------------------------------------------------------------ choosing images
@@ -176,7 +187,7 @@ def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[d
 
 def _thumbnails(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, str]]:
     """Paths (relative to dst) of a record's thumbnails, rendered unless already there."""
-    names = thumbnail_paths(record.source, record.fingerprint)
+    names = thumbnail_paths(record.source, record.segmentation, record.class_id)
     if all((dst / name).is_file() for name in names.values()):
         return names
     images = _render(dst, src, record, max_pixels)
@@ -274,9 +285,14 @@ def _params_section(info: dict) -> str:
     ignored = info.get("ignored_files") or []
     if ignored:
         out.append(f"<details><summary>{len(ignored)} files ignored (not images)</summary>"
-                   + _table(["file", "why"], [[_e(i.get("path")), _e(i.get("reason"))] for i in ignored])
-                   + "</details>")
+                   + _table(["file", "why"], [[_e(i.get("path")), _e(i.get("reason"))] for i in ignored[:FILES_SHOWN]])
+                   + _more(len(ignored), "<code>build.json</code> lists them all") + "</details>")
     return "".join(out)
+
+
+def _more(count: int, where: str) -> str:
+    """The line under a list cut at FILES_SHOWN."""
+    return f'<p class="muted">… and {count - FILES_SHOWN} more; {where}.</p>' if count > FILES_SHOWN else ""
 
 
 def _legend_section(class_names: list[str], by_class: dict[str, Counter], info: dict) -> str:
@@ -288,7 +304,8 @@ def _legend_section(class_names: list[str], by_class: dict[str, Counter], info: 
     for class_id, name in enumerate(class_names, start=1):
         counts = by_class.get(name, Counter())
         rows.append([swatch(class_color(class_id)), str(class_id),
-                     f'<a href="#class-{class_id}">{_e(name)}</a>'] + [str(counts[s]) for s in STATUSES])
+                     f'<a href="#class-{class_id}">{_e(name)}</a>' if class_id <= CLASSES_SHOWN else _e(name)]
+                    + [str(counts[s]) for s in STATUSES])
     rows += [[swatch(colour), value, _e(meaning), "", "", ""] for value, meaning, colour in values[len(rows):]]
     return ('<h2 id="legend">Classes</h2><p class="cap">Colour of the class in <code>masks_preview/</code> and in '
             "the overlays below, its id in <code>masks/</code>, and its images.</p>"
@@ -322,12 +339,12 @@ def _problems_section(records: list[Record]) -> str:
             continue
         groups = Counter(_reason_pattern(r.reason) for r in chosen)
         rows = [[_e(pattern), str(n)] for pattern, n in sorted(groups.items(), key=lambda g: (-g[1], g[0]))]
-        files = [[_e(r.source), _e(r.split), _e(r.class_name), _e(r.reason or "")] for r in chosen]
+        files = [[_e(r.source), _e(r.split), _e(r.class_name), _e(r.reason or "")] for r in chosen[:FILES_SHOWN]]
         out.append(f"<h3>{len(chosen)} {status}</h3>"
                    + _table(["reason (numbers shown as N)", "images"], rows, numeric_from=1)
                    + f"<details{' open' if len(chosen) <= 50 else ''}><summary>the {len(chosen)} {status} files"
                    + "</summary>" + _table(["file", "split", "class", "reason"], files, attrs=f' id="{status}-files"')
-                   + "</details>")
+                   + _more(len(chosen), "<code>manifest.jsonl</code> has every image's record") + "</details>")
     return "".join(out)
 
 
@@ -338,7 +355,7 @@ def _faces_section(groups: dict[str, list[Record]], info: dict, class_names: lis
         return '<h2 id="faces">Faces</h2><p>Face detection was off (<code>--no-face</code>).</p>'
     models = ", ".join(detector.get("models") or []) or "built in"
     rows = []
-    for name in class_names:
+    for name in class_names[:CLASSES_SHOWN]:
         analysed = [r for r in groups.get(name, []) if r.status != "failed"]
         found = Counter(r.face.get("detector", "?") for r in analysed if r.face)
         share = f"{sum(found.values()) / len(analysed):.0%}" if analysed else "–"
@@ -347,7 +364,16 @@ def _faces_section(groups: dict[str, list[Record]], info: dict, class_names: lis
     return ('<h2 id="faces">Faces</h2>'
             f'<p class="cap">Detector: <b>{_e(detector.get("name", "?"))}</b> ({_e(models)}). Counted over the images '
             "that were analysed (written or skipped).</p>"
-            + _table(["class", "analysed", "with a face", "share", "by detector"], rows, numeric_from=1))
+            + _table(["class", "analysed", "with a face", "share", "by detector"], rows, numeric_from=1)
+            + _more_classes(len(class_names)))
+
+
+def _more_classes(count: int) -> str:
+    """The line under a per-class section cut at CLASSES_SHOWN."""
+    if count <= CLASSES_SHOWN:
+        return ""
+    return (f'<p class="muted">… and {count - CLASSES_SHOWN} more classes, not shown here; '
+            "<code>build.json</code> has the counts of every class.</p>")
 
 
 def _histogram(values_written: list[float], values_skipped: list[float], colour: str, threshold: float) -> str:
@@ -381,7 +407,7 @@ def _histogram(values_written: list[float], values_skipped: list[float], colour:
 def _histograms_section(groups: dict[str, list[Record]], info: dict, class_names: list[str]) -> str:
     threshold = ((info.get("parameters") or {}).get("cleanup") or {}).get("min_skin_fraction", 0.0)
     cards = []
-    for class_id, name in enumerate(class_names, start=1):
+    for class_id, name in enumerate(class_names[:CLASSES_SHOWN], start=1):
         mine = [r for r in groups.get(name, []) if r.skin_fraction is not None]
         written = [r.skin_fraction for r in mine if r.status == "written"]
         skipped = [r.skin_fraction for r in mine if r.status == "skipped"]
@@ -391,7 +417,7 @@ def _histograms_section(groups: dict[str, list[Record]], info: dict, class_names
     return ('<h2 id="skin">Skin fraction</h2><p class="cap">Share of the crop that is skin, in 20 bins from 0 to 1: '
             "written images in the class colour, skipped ones in grey; the dashed line is "
             f"<code>--min-skin-fraction {threshold:g}</code>. Hover a bar for its counts.</p>"
-            f'<div class="hists">{"".join(cards)}</div>')
+            f'<div class="hists">{"".join(cards)}</div>' + _more_classes(len(class_names)))
 
 
 def _figure(record: Record, names: Optional[dict[str, str]], notes: list[str]) -> str:
@@ -436,14 +462,14 @@ def _sheets_section(samples: dict[str, list[Record]], class_names: list[str], by
     out = [('<h2 id="sheets">Contact sheets</h2><p class="cap">Per class, a fixed sample of the written images '
             "(those with the smallest SHA-1 of their source path: adding images changes it only where a new one "
             "hashes lower): the photo with its crop outlined, the crop, its skin, the mask over the crop.</p>")]
-    for class_id, name in enumerate(class_names, start=1):
+    for class_id, name in enumerate(class_names[:CLASSES_SHOWN], start=1):
         chosen = samples.get(name, [])
         figures = "".join(_figure(r, thumbs.get(r.source), []) for r in chosen)
         out.append(f'<h3 id="class-{class_id}"><span class="sw" style="background:{_hex(class_id)}"></span> '
                    f"{_e(name)} <span class=\"muted\">(id {class_id}; {len(chosen)} of "
                    f"{by_class.get(name, Counter())['written']} written)</span></h3>"
                    + (f'<div class="sheet">{figures}</div>' if figures else "<p>No written images.</p>"))
-    return "".join(out)
+    return "".join(out) + _more_classes(len(class_names))
 
 
 def _page(records: list[Record], info: dict, class_names: list[str], samples: dict[str, list[Record]],

@@ -1,8 +1,10 @@
-"""Run `process_image` over many tasks, each image in a worker process.
+"""Run `process_image` (or `rerender`) over many tasks, each image in a worker process.
 
 Images are never processed in the main process, whatever --workers says: a
 file that crashes a native library, exhausts memory or never finishes costs
-its own image, not the build.  Each worker holds one task at a time, so the
+its own image, not the build.  Workers open their models at start only when
+some task needs them (a build that only re-renders opens none and does not
+import MediaPipe).  Each worker holds one task at a time, so the
 runner knows which image every worker is on and since when:
 
 - a worker that dies (segfault in a native library, out-of-memory kill) fails
@@ -30,11 +32,12 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Callable, Iterator, Optional
 
-from . import _faults
-from .forkserver import worker_context
-from .pipeline import Engines, ImageTask, OutputWriteError, Record, Runtime, open_engines, process_image
+from . import _faults, forkserver
+from .pipeline import Engines, ImageTask, OutputWriteError, Record, Runtime, open_engines, process_image, rerender
 
-OnRecord = Callable[[Record], None]
+# Called with each image's record and whether its faces and skin were looked
+# for (False: its files were rendered again from its stored mask).
+OnRecord = Callable[[Record, bool], None]
 
 CRASHED = ("the worker process crashed while processing this image (native library fault or out of memory); "
            "the rest of the build went on")
@@ -44,7 +47,7 @@ START_FAILED = ("worker processes exit as soon as they start (when calling skins
 
 def failed_record(task: ImageTask, reason: str) -> Record:
     return Record(task.source, task.split, task.class_name, task.class_id, "failed", reason=reason,
-                  fingerprint=task.fingerprint)
+                  fingerprint=task.fingerprint, segmentation=task.segmentation, rendering=task.rendering)
 
 
 def timed_out_reason(seconds: float) -> str:
@@ -52,18 +55,28 @@ def timed_out_reason(seconds: float) -> str:
             "the worker was stopped and the rest of the build went on")
 
 
-def process_safely(task: ImageTask, runtime: Runtime, engines: Engines) -> Record:
-    """process_image, with any unexpected exception turned into a failed
-    record for that image (a bug must not abort a 100 000-image build)."""
+def process_safely(task: ImageTask, runtime: Runtime, engines: Callable[[], Engines]) -> tuple[Record, bool]:
+    """The task's record and whether the image was segmented: re-rendered
+    from its stored mask when it has one that can be used, else processed in
+    full (`engines()` gives the models, opened on first use).  Any
+    unexpected exception becomes a failed record for that image (a bug must
+    not abort a 100 000-image build)."""
+    segmented = task.previous is None
     try:
         _faults.before_image(task.source)
-        return process_image(task, runtime, engines)
+        if task.previous is not None:
+            record = rerender(task, runtime)
+            if record is not None:
+                return record, False
+            segmented = True
+        return process_image(task, runtime, engines()), True
     except OutputWriteError:
         raise
     except Exception as exc:   # noqa: BLE001 - reported per image, with its type
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        return failed_record(task, f"internal error while processing this image: {type(exc).__name__}: {exc} "
-                                   f"(at {os.path.basename(where.filename)}:{where.lineno}; please report it)")
+        reason = (f"internal error while processing this image: {type(exc).__name__}: {exc} "
+                  f"(at {os.path.basename(where.filename)}:{where.lineno}; please report it)")
+        return failed_record(task, reason), segmented
 
 
 class WorkerStartError(Exception):
@@ -87,7 +100,7 @@ def _exit_with_parent(alive: Connection) -> None:
 
 
 def _worker_main(conn: Connection, alive: Connection, runtime: Runtime, limit_threads: bool,
-                 environ: dict[str, str]) -> None:
+                 environ: dict[str, str], open_models: bool) -> None:
     # The fork server was started by the parent's first build: take the
     # parent's environment as it is now, as a spawned process would.
     os.environ.clear()
@@ -100,12 +113,20 @@ def _worker_main(conn: Connection, alive: Connection, runtime: Runtime, limit_th
         import cv2
 
         cv2.setNumThreads(1)      # one process per core already
-    try:
-        engines = open_engines(runtime.models)
-    except Exception as exc:  # noqa: BLE001 - the parent stops the build with the real cause
-        with contextlib.suppress(OSError):
-            conn.send(("start-error", f"{type(exc).__name__}: {exc}"))
-        return
+    opened: list[Engines] = []
+
+    def engines() -> Engines:
+        if not opened:
+            opened.append(open_engines(runtime.models))
+        return opened[0]
+
+    if open_models:
+        try:
+            engines()
+        except Exception as exc:  # noqa: BLE001 - the parent stops the build with the real cause
+            with contextlib.suppress(OSError):
+                conn.send(("start-error", f"{type(exc).__name__}: {exc}"))
+            return
     try:
         conn.send(("ready", None))
         while (task := conn.recv()) is not None:
@@ -116,7 +137,8 @@ def _worker_main(conn: Connection, alive: Connection, runtime: Runtime, limit_th
     except (EOFError, OSError):
         pass                      # the parent went away
     finally:
-        engines.close()
+        for opened_engines in opened:
+            opened_engines.close()
 
 
 # ------------------------------------------------------------ parent side
@@ -161,11 +183,16 @@ STOP_GRACE = 5.0    # seconds an idle worker gets to close its models and exit
 class _Pool:
     """Worker processes, each given one task at a time."""
 
-    def __init__(self, runtime: Runtime, size: int, image_timeout: float):
+    def __init__(self, runtime: Runtime, size: int, image_timeout: float, open_models: bool):
         self.runtime = runtime
         self.size = size
         self.image_timeout = image_timeout
-        self.context = worker_context(runtime.config.may_use_mediapipe)
+        self.open_models = open_models
+        # Started here, not by the first worker's start: with Ctrl-C held
+        # (see forkserver.start), and MediaPipe preloaded only when needed.
+        preload = open_models and runtime.config.may_use_mediapipe
+        forkserver.start(preload)
+        self.context = forkserver.worker_context(preload)
         # Every worker reads `alive_reader`; only this process holds `alive`.
         self.alive_reader, self.alive = self.context.Pipe(duplex=False)
         self.workers: list[_Worker] = []
@@ -174,7 +201,7 @@ class _Pool:
         mine, theirs = self.context.Pipe()
         process = self.context.Process(
             target=_worker_main, name="skinseg-worker", daemon=True,
-            args=(theirs, self.alive_reader, self.runtime, self.size > 1, dict(os.environ)))
+            args=(theirs, self.alive_reader, self.runtime, self.size > 1, dict(os.environ), self.open_models))
         with _interrupts_held():
             process.start()
             self.workers.append(_Worker(process, mine))
@@ -260,7 +287,8 @@ def run(tasks: list[ImageTask], runtime: Runtime, workers: int, on_record: OnRec
     if not tasks:
         return
     queue = collections.deque(tasks)
-    pool = _Pool(runtime, min(workers, len(tasks)), image_timeout)
+    pool = _Pool(runtime, min(workers, len(tasks)), image_timeout,
+                 open_models=any(task.previous is None for task in tasks))
     try:
         while queue or pool.busy():
             while queue and len(pool.workers) < pool.size:
@@ -275,10 +303,10 @@ def run(tasks: list[ImageTask], runtime: Runtime, workers: int, on_record: OnRec
                 if queue and pool.can_take(worker):
                     pool.assign(worker, queue.popleft())    # before the record is handled: no idle gap
                 if kind == "record":
-                    on_record(payload)
+                    on_record(*payload)
                 elif kind == "crashed":
-                    on_record(failed_record(payload, CRASHED))
+                    on_record(failed_record(payload, CRASHED), payload.previous is None)
                 elif kind == "timeout":
-                    on_record(failed_record(payload, timed_out_reason(image_timeout)))
+                    on_record(failed_record(payload, timed_out_reason(image_timeout)), payload.previous is None)
     finally:
         pool.close()

@@ -121,15 +121,16 @@ def pillow_kinds(root: Path) -> dict[str, str]:
 
 def dataset_files(dst: Path) -> dict[str, bytes]:
     """Everything a build leaves, for byte comparison; build.json without its
-    "run" section (start time, elapsed seconds: those describe the run)."""
+    "run" section (start time, elapsed seconds: those describe the run), and
+    .skinseg/final.json without the manifest's size and modification time."""
     files = {}
     for path in sorted(dst.rglob("*")):
         if path.is_file():
             relative = path.relative_to(dst).as_posix()
             data = path.read_bytes()
-            if relative == "build.json":
+            if relative in ("build.json", ".skinseg/final.json"):
                 info = json.loads(data)
-                info.pop("run")
+                info.pop("run" if relative == "build.json" else "manifest")
                 data = json.dumps(info, sort_keys=True).encode()
             files[relative] = data
     return files

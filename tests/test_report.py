@@ -26,9 +26,9 @@ BLUE = np.full((80, 80, 3), BLUE_BGR, np.uint8)
 def report(src, dst, **options) -> str:
     """Write the report of the build in dst from its manifest and build.json; return the page."""
     records = [Record(**row) for row in read_manifest(dst)]
-    path = write_report(dst, src, records, json.loads((dst / "build.json").read_text()), **options)
-    assert path == dst / "report.html"
-    return path.read_text(encoding="utf-8")
+    files = write_report(dst, src, records, json.loads((dst / "build.json").read_text()), **options)
+    assert files[0] == "report.html" and all((dst / name).is_file() for name in files)
+    return (dst / "report.html").read_text(encoding="utf-8")
 
 
 def build_and_report(src, dst, *extra, **options) -> str:

@@ -138,7 +138,7 @@ def test_report_loads_cleanly_in_chromium(tmp_path):
     dst = tmp_path / "dst"
     run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", expect=1)
     records = [Record(**row) for row in read_manifest(dst)]
-    report = write_report(dst, src, records, json.loads((dst / "build.json").read_text()))
+    report = dst / write_report(dst, src, records, json.loads((dst / "build.json").read_text()))[0]
 
     screenshot = tmp_path / "report.png"
     errors, broken = load(report.as_uri(), screenshot, tmp_path / "profile")
