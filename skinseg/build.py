@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import sys
 import time
 from collections import Counter, defaultdict
@@ -291,7 +292,7 @@ class Keys:
         for the image file, 8 for the mask files, each with the output name;
         the masks' with the class id) and the whole (both)."""
         try:
-            st = os.stat(os.path.join(src, source))
+            st = os.stat(f"{src}/{source}")
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             stamp = "unreadable"
@@ -302,7 +303,11 @@ class Keys:
 
 
 def _exists(dst: Path, relative: str) -> bool:
-    return os.path.isfile(os.path.join(dst, relative))
+    # A string join and a stat: this runs for every output of 100 000 images.
+    try:
+        return stat.S_ISREG(os.stat(f"{dst}/{relative}").st_mode)
+    except OSError:
+        return False
 
 
 def _reusable(dst: Path, record: Record, retry_failed: bool) -> bool:
