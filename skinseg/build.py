@@ -35,7 +35,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Optional, Union
+from typing import Iterable, Iterator, Optional, Union
 
 from . import __version__, outputs
 from .config import BuildConfig
@@ -54,7 +54,7 @@ from .discover import (
 )
 from .forkserver import available_cpus
 from .hub import write_hub_files
-from .imageio import atomic_write_bytes, encode_image, remove_temp_files
+from .imageio import atomic_file, atomic_write_bytes, encode_image, remove_temp_files
 from .lock import Busy, destination_lock
 from .models import ModelUnavailable
 from .outputs import IMAGE_FILES, LABEL_FILES, REPORT_DIR, ignore_index, mask_dtype, max_classes
@@ -195,10 +195,9 @@ def _check_writable(dst: Path) -> None:
 
 # ------------------------------------------------------------------ records
 
-def _read_jsonl(path: Path, key: str = "source") -> list[dict]:
-    """Rows (with `key`) of a manifest, journal or state file; a line cut
-    short by a kill is skipped."""
-    rows = []
+def _read_jsonl(path: Path, key: str = "source") -> Iterator[dict]:
+    """Rows (with `key`) of a manifest, journal or state file, one at a time;
+    a line cut short by a kill is skipped."""
     try:
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -207,10 +206,9 @@ def _read_jsonl(path: Path, key: str = "source") -> list[dict]:
                 except ValueError:
                     continue
                 if isinstance(row, dict) and key in row:
-                    rows.append(row)
+                    yield row
     except OSError:
         pass
-    return rows
 
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
@@ -221,9 +219,19 @@ def _to_record(row: dict) -> Optional[Record]:
     if not isinstance(row.get("fingerprint"), str) or not _FINGERPRINT.fullmatch(row["fingerprint"]):
         return None
     try:
-        return Record(**{k: row.get(k) for k in Record.__dataclass_fields__})
+        return _shared(Record(**{k: row.get(k) for k in Record.__dataclass_fields__}))
     except TypeError:
         return None
+
+
+def _shared(record: Record) -> Record:
+    """The record with one copy of the strings that 100 000 records repeat
+    (split, class, status): a build holds every record in memory."""
+    for name in ("split", "class_name", "status"):
+        value = getattr(record, name)
+        if isinstance(value, str):
+            setattr(record, name, sys.intern(value))
+    return record
 
 
 def _record_files(dst: Path) -> list[Path]:
@@ -434,6 +442,14 @@ def _counts(records: list[Record]) -> dict:
 
 def _write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    """Write a file of many lines (a manifest of 100 000 images) atomically,
+    a line at a time: never the whole text in memory."""
+    with atomic_file(path) as handle:
+        for line in lines:
+            handle.write(line.encode("utf-8"))
 
 
 def _remove_stale_outputs(dst: Path, final: list[Record]) -> int:
@@ -691,7 +707,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
 
     def on_record(record: Record, was_segmented: bool) -> None:
         nonlocal segmented
-        final[record.source] = record
+        final[record.source] = _shared(record)
         segmented += was_segmented
         try:
             journal.write(json_text(record.to_dict()) + "\n")
@@ -797,13 +813,13 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     info["run"] = {"started_at": prepared.started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
                    "workers": result.workers, "processed": result.processed, "segmented": result.segmented,
                    "reused": result.reused, "shard": list(config.shard) if config.shard else None}
-    warnings, hub_files = write_hub_files(dst, records, info, _write_text)
+    warnings, hub_files = write_hub_files(dst, records, info, _write_lines)
     for warning in warnings:
         log.warning("%s", warning)
         info["warnings"].append(warning)
     _write_text(dst / BUILD_JSON, json_text(info, indent=2) + "\n")
     report_files = write_report(dst, config.src, records, info)
-    _write_text(dst / MANIFEST, "".join(json_text(r.to_dict()) + "\n" for r in records))
+    _write_lines(dst / MANIFEST, (json_text(r.to_dict()) + "\n" for r in records))
     # What a re-run with nothing to do checks instead of reading the records.
     manifest = os.stat(dst / MANIFEST)
     _write_text(state / FINAL_STATE, json_text({

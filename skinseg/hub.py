@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from .discover import SPLIT_NAMES, json_text
 from .outputs import legend_rows
@@ -30,18 +30,17 @@ def metadata_name(split: str) -> str:
     return f"metadata-{split}.jsonl"
 
 
-def metadata_rows(records: list[Record]) -> dict[str, list[dict]]:
-    """Per split, one row per written image: its files (relative to dst), class and source."""
-    rows: dict[str, list[dict]] = {}
+def metadata_lines(records: list[Record], split: str) -> Iterator[str]:
+    """The lines of a split's metadata file, one per written image: its files
+    (relative to dst), class and source."""
     for r in records:
-        if r.status != "written":
+        if r.status != "written" or r.split != split:
             continue
         row = {"file_name": r.image, "mask_file_name": r.mask}
         if r.skin_mask:
             row["skin_mask_file_name"] = r.skin_mask
         row.update(class_id=r.class_id, class_name=r.class_name, source=r.source)
-        rows.setdefault(r.split, []).append(row)
-    return rows
+        yield json_text(row) + "\n"
 
 
 def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
@@ -88,21 +87,22 @@ def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
 
 
 def write_hub_files(dst: Path, records: list[Record], info: dict,
-                    write: Callable[[Path, str], None]) -> tuple[list[str], list[str]]:
-    """Write the metadata files and the card (unless dst/README.md is not
-    skinseg's); remove metadata files of splits that are gone.  Returns
-    warnings and the names of the files written."""
-    rows = metadata_rows(records)
-    written = [metadata_name(split) for split in rows]
-    for split, split_rows in rows.items():
-        write(dst / metadata_name(split), "".join(json_text(row) + "\n" for row in split_rows))
+                    write: Callable[[Path, Iterable[str]], None]) -> tuple[list[str], list[str]]:
+    """Write (with `write`, given a path and the lines) the metadata files
+    and the card (unless dst/README.md is not skinseg's); remove metadata
+    files of splits that are gone.  Returns warnings and the names of the
+    files written."""
+    splits = list(dict.fromkeys(r.split for r in records if r.status == "written"))
+    written = [metadata_name(split) for split in splits]
+    for split in splits:
+        write(dst / metadata_name(split), metadata_lines(records, split))
     for path in dst.glob("metadata-*.jsonl"):
         match = _METADATA.fullmatch(path.name)
-        if match and match.group(1) not in rows:
+        if match and match.group(1) not in splits:
             path.unlink()
     card = dst / CARD
     if card.exists() and CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
         return [f"{card} is not a skinseg dataset card, so it was left as it is: Hugging Face's load_dataset "
                 "needs the card skinseg writes there (move that file and build again)"], written
-    write(card, _card(sorted(rows), info, any(r.skin_mask for r in records)))
+    write(card, [_card(sorted(splits), info, any(r.skin_mask for r in records))])
     return [], written + [CARD]

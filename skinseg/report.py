@@ -17,6 +17,7 @@ date and is not rendered again, which keeps re-runs cheap.
 
 from __future__ import annotations
 
+import heapq
 import html
 import json
 import os
@@ -124,8 +125,7 @@ def _rank_suspects(written: list[Record], params: dict, count: int) -> list[tupl
     median = {c: statistics.median(r.skin_fraction for r in group) for c, group in by_class.items()}
     face_rate = {c: sum(r.face is not None for r in group) / len(group) for c, group in by_class.items()}
 
-    scored = []
-    for record in written:
+    def scored(record: Record) -> tuple[float, list[str]]:
         fraction, name = record.skin_fraction, record.class_name
         score = abs(fraction - median[name])
         reasons = [f"class median {median[name]:.0%}"]
@@ -144,9 +144,11 @@ def _rank_suspects(written: list[Record], params: dict, count: int) -> list[tupl
         if face_on and record.face is None and face_rate[name] >= FACE_COMMON:
             score += NO_FACE_WEIGHT
             reasons.append(f"no face, {face_rate[name]:.0%} of the class have one")
-        scored.append((record, round(score, 6), reasons))
-    scored.sort(key=lambda item: (-item[1], _stable_key(item[0])))
-    return scored[:count]
+        return round(score, 6), reasons
+
+    # Scores of every image, reasons (text) only for those shown.
+    top = heapq.nsmallest(count, written, key=lambda r: (-scored(r)[0], _stable_key(r)))
+    return [(record, *scored(record)) for record in top]
 
 
 # ------------------------------------------------------------------ thumbnails
