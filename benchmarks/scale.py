@@ -1,24 +1,28 @@
 """Scale benchmark: a synthetic dataset of many small photos; prints a markdown table.
 
     python benchmarks/scale.py --eval-dir ../shared/eval [--images 100000] [--classes 50] [--size 192]
-        [--workers N] [--workdir DIR] [--keep]
+        [--workers N] [--workdir DIR] [--skinseg-args "..."]
 
 1. Makes a classification set of --images JPEG photos (long side --size px,
    cut from the evaluation photos: faces, families, close-ups) in --classes
    classes over train/valid/test, in a temp folder.  Photos repeat (the same
    bytes under many names): every file is still read, decoded and written.
-2. Times, as a user runs them (a fresh process each, --quiet):
+2. Runs, as a user runs them (a fresh process each, --quiet, default options
+   plus --skinseg-args):
    - the first build;
    - the same command again (nothing changed);
    - a render-only change (--background original: only the skin-only images
      change);
-   - the same no-op on a 100-photo set of the same kind, for the memory a
-     no-op needs whatever the size.
-3. For every run: wall time, the main process's peak RSS (its own, from
-   getrusage in the process), the largest other process (fork server or a
-   worker: from wait4 of the orphans of the run, this script being their
-   subreaper), whether MediaPipe was imported in the main process or any
-   worker ran, build.json's phase times, and report.html's size.
+   - the same no-op on a 100-photo set of the same kind, for the memory any
+     no-op needs.
+3. For every run: wall time; the main process's peak RSS (its own, from
+   getrusage in the process); the largest worker's and the fork server's
+   peak RSS (VmHWM, read from /proc every 0.1 s: wait4's figure is useless
+   for a process the main process started, as exec hands it the main
+   process's peak at that moment); whether any process of the run loaded
+   MediaPipe (the main process's modules; the others' memory maps); where
+   the main process's time went (discovery, planning, the images, the final
+   files: timed by wrapping the build's functions); report.html's size.
 """
 
 from __future__ import annotations
@@ -29,28 +33,43 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import become_subreaper, eval_photos  # noqa: E402
+from throughput import eval_photos  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Runs build_dataset.py in this process and, at exit, reports what the
-# benchmark cannot see from outside: the main process's own peak memory and
-# whether it imported MediaPipe.
+# Runs build_dataset.py in this process with the build's phases timed, and
+# at exit reports what cannot be seen from outside: the main process's own
+# peak memory, whether it imported MediaPipe, the phases.
 WRAPPER = """
-import atexit, json, resource, runpy, sys
-def report():
-    with open(sys.argv[1], "w") as out:
-        json.dump({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                   "mediapipe": "mediapipe" in sys.modules}, out)
-atexit.register(report)
-script = sys.argv[2]
+import atexit, json, resource, runpy, sys, time
+probe, script = sys.argv[1], sys.argv[2]
 sys.argv = sys.argv[2:]
+sys.path.insert(0, sys.argv[0].rsplit("/", 1)[0])
+import skinseg.build as build
+seconds = {}
+def timed(name):
+    inner = getattr(build, name)
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+    setattr(build, name, wrapper)
+for name in ("build", "discover", "run", "_finalize"):
+    timed(name)
+def report():
+    with open(probe, "w") as out:
+        json.dump({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   "mediapipe": "mediapipe" in sys.modules, "seconds": seconds}, out)
+atexit.register(report)
 runpy.run_path(script, run_name="__main__")
 """
 
@@ -75,32 +94,80 @@ def make_dataset(root: Path, count: int, classes: int, size: int, photos: list[P
         (folder / f"{i:06d}.jpg").write_bytes(encoded[(i * 7919) % len(encoded)])
 
 
+class Watch(threading.Thread):
+    """Polls the descendants of a process: peak RSS (VmHWM) by role, and
+    whether any of them mapped MediaPipe's libraries."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.stop = pid, threading.Event()
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self.mediapipe = False
+
+    def tree(self) -> dict[int, int]:
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        found, grew = {self.pid: 0}, True
+        while grew:
+            grew = False
+            for pid, parent in parents.items():
+                if parent in found and pid not in found:
+                    found[pid] = found[parent] + 1
+                    grew = True
+        return found
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for pid, depth in self.tree().items():
+                if depth == 0:
+                    continue
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if not self.mediapipe:
+                        self.mediapipe = "mediapipe" in Path(f"/proc/{pid}/maps").read_text()
+                except OSError:
+                    continue
+                role = "worker" if depth >= 2 else "fork server" if b"forkserver" in command else "other"
+                peak = int(status.split("VmHWM:")[1].split()[0]) // 1024
+                self.peaks[pid] = (role, max(peak, self.peaks.get(pid, (role, 0))[1]))
+            self.stop.wait(0.1)
+
+    def peak(self, role: str) -> int:
+        return max((mb for r, mb in self.peaks.values() if r == role), default=0)
+
+
 def run(src: Path, dst: Path, workers: int, extra: list[str]) -> dict:
-    """One CLI run: wall seconds, main RSS, largest other RSS, MediaPipe imported, phases."""
+    """One CLI run, measured."""
     with tempfile.NamedTemporaryFile(suffix=".json") as probe, tempfile.TemporaryFile() as errors:
         command = [sys.executable, "-c", WRAPPER, probe.name, str(REPO / "build_dataset.py"), "--src", str(src),
                    "--dst", str(dst), "--workers", str(workers), "--quiet", *extra]
         started = time.perf_counter()
         proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, _ = os.wait4(proc.pid, 0)
+        watch = Watch(proc.pid)
+        watch.start()
+        code = proc.wait()
         wall = time.perf_counter() - started
-        others = 0.0
-        orphans = 0
-        while True:       # the fork server and what it reaped (its workers), reparented to us
-            try:
-                _, _, usage = os.wait4(-1, 0)
-            except ChildProcessError:
-                break
-            orphans += 1
-            others = max(others, usage.ru_maxrss / 1024)
-        code = os.waitstatus_to_exitcode(status)
+        watch.stop.set()
+        watch.join()
         if code not in (0, 1):
             errors.seek(0)
             raise RuntimeError(f"{command} failed ({code}): {errors.read().decode()[-3000:]}")
         inside = json.loads(Path(probe.name).read_text())
     info = json.loads((dst / "build.json").read_text())
-    return {"wall": wall, "main_mb": inside["rss_mb"], "other_mb": others, "mediapipe": inside["mediapipe"],
-            "run": info["run"], "report_kb": (dst / "report.html").stat().st_size / 1024}
+    seconds = inside["seconds"]
+    phases = {"discovery": seconds.get("discover", 0.0), "images": seconds.get("run", 0.0),
+              "final files": seconds.get("_finalize", 0.0)}
+    phases = {"planning": seconds.get("build", 0.0) - sum(phases.values()), **phases}
+    return {"wall": wall, "main_mb": inside["rss_mb"], "worker_mb": watch.peak("worker"),
+            "server_mb": watch.peak("fork server"), "mediapipe": inside["mediapipe"] or watch.mediapipe,
+            "run": info["run"], "phases": phases, "report_kb": (dst / "report.html").stat().st_size / 1024}
 
 
 def main() -> None:
@@ -111,45 +178,52 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=192, help="long side of the photos, pixels")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--skip-first", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--skinseg-args", default="", help="extra options for every run")
     args = parser.parse_args()
 
-    become_subreaper()
+    extra = args.skinseg_args.split()
     photos = eval_photos(args.eval_dir)
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         small_src, small_dst = work / "src-small", work / "dst-small"
         make_dataset(small_src, 100, min(args.classes, 10), args.size, photos)
-        run(small_src, small_dst, args.workers, [])
+        run(small_src, small_dst, args.workers, extra)
         started = time.perf_counter()
         src, dst = work / "src", work / "dst"
         make_dataset(src, args.images, args.classes, args.size, photos)
         made = time.perf_counter() - started
-        rows.append(("first build", run(src, dst, args.workers, [])))
-        rows.append(("the same command again (nothing changed)", run(src, dst, args.workers, [])))
-        rows.append(("`--background original` (render-only)",
-                     run(src, dst, args.workers, ["--background", "original"])))
-        rows.append(("no-op on 100 photos (baseline for memory)", run(small_src, small_dst, args.workers, [])))
-        du = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file()) / 2**20
+        rows.append(("first build", run(src, dst, args.workers, extra)))
+        rows.append(("the same command again (nothing changed)", run(src, dst, args.workers, extra)))
+        rows.append(("`--background original` (only the skin-only images change)",
+                     run(src, dst, args.workers, extra + ["--background", "original"])))
+        rows.append(("nothing changed, 100 photos (the memory any no-op needs)",
+                     run(small_src, small_dst, args.workers, extra)))
+        written = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file()) / 2**20
 
     print(f"{args.images} photos of {args.size} px long side, {args.classes} classes, 3 splits, "
-          f"--workers {args.workers} (made in {made:.0f} s; the dataset written: {du:.0f} MB)\n")
-    print("| what the user does | seconds | processed / reused | main process peak RSS (MB) "
-          "| largest other process (MB) | MediaPipe imported in main | report.html (KB) |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
+          f"--workers {args.workers}, options: {' '.join(extra) or 'defaults'} (source made in {made:.0f} s; "
+          f"the dataset: {written:.0f} MB)\n")
+    print("| what the user does | seconds | processed (segmented) / reused | main process peak RSS (MB) "
+          "| largest worker (MB) | fork server (MB) | MediaPipe loaded | report.html (KB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     for name, r in rows:
-        print(f"| {name} | {r['wall']:.1f} | {r['run']['processed']} / {r['run']['reused']} | {r['main_mb']:.0f} "
-              f"| {r['other_mb']:.0f} | {'yes' if r['mediapipe'] else 'no'} | {r['report_kb']:.0f} |")
+        run_info = r["run"]
+        print(f"| {name} | {r['wall']:.1f} | {run_info['processed']} ({run_info['segmented']}) / "
+              f"{run_info['reused']} | {r['main_mb']:.0f} | {r['worker_mb'] or '-'} | {r['server_mb'] or '-'} "
+              f"| {'yes' if r['mediapipe'] else 'no'} | {r['report_kb']:.0f} |")
     noop, base = rows[1][1], rows[3][1]
     growth = (noop["main_mb"] - base["main_mb"]) * 1024 / (args.images - 100)
-    print(f"\n- no-op: main process memory grows by {growth:.2f} KB per photo "
+    print(f"\n- no-op: the main process's memory grows by {growth:.2f} KB per photo "
           f"({base['main_mb']:.0f} MB at 100 photos, {noop['main_mb']:.0f} MB at {args.images})")
     print(f"- render-only change: {rows[0][1]['wall'] / rows[2][1]['wall']:.1f}x faster than the first build")
+    print("\nWhere the main process's time went (seconds; the rest of the wall time is the interpreter, "
+          "imports and exit):\n")
+    print("| run | discovery | planning (classes, models, fingerprints, what is done) | images | final files |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name, r in rows[:3]:
-        phases = r["run"].get("phases")
-        if phases:
-            print(f"- {name}: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
+        p = r["phases"]
+        print(f"| {name} | {p['discovery']:.2f} | {p['planning']:.2f} | {p['images']:.2f} | {p['final files']:.2f} |")
 
 
 if __name__ == "__main__":
