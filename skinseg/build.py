@@ -310,6 +310,15 @@ class Keys:
                          segmentation, rendering)
 
 
+def _stamp(path: Path) -> Optional[list[int]]:
+    """[size, modification time in ns] of a file: whether it changed since."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def _exists(dst: Path, relative: str) -> bool:
     # A string join and a stat: this runs for every output of 100 000 images.
     try:
@@ -622,9 +631,10 @@ def build(config: BuildConfig) -> BuildResult:
 def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
     """The result of a build with nothing to do, or None if there is work:
     the last build finished (no journal, shard or pending file), the
-    dataset-level files are as it left them and up to date (final.json's
-    key), and every written image's outputs exist.  No record is read;
-    only build.json's run is rewritten."""
+    dataset-level files are as it left them (sizes and modification
+    times; build.json by content) and up to date (final.json's key), and
+    every written image's outputs exist.  No record is read; only
+    build.json's run is rewritten."""
     config, tasks = prepared.config, prepared.tasks
     dst, state = config.dst, config.dst / STATE_DIR
     if config.overwrite or config.shard is not None:
@@ -633,15 +643,15 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
         return None
     try:
         final = json.loads((state / FINAL_STATE).read_text(encoding="utf-8"))
-        manifest = os.stat(dst / MANIFEST)
         info = json.loads((dst / BUILD_JSON).read_text(encoding="utf-8"))
         statuses = final["statuses"]
-        if (final["manifest"] != [manifest.st_size, manifest.st_mtime_ns] or len(statuses) != len(tasks)
-                or not all(_exists(dst, name) for name in final["files"])):
+        if len(statuses) != len(tasks) or any(_stamp(dst / name) != stamp for name, stamp in final["files"].items()):
             return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if final.get("key") != prepared.final_key(t.fingerprint for t in tasks):
+    core = json.loads(json_text(prepared.info()))        # as build.json holds it: lists, not tuples
+    if (final.get("key") != prepared.final_key(t.fingerprint for t in tasks)
+            or any(info.get(key) != value for key, value in core.items() if key != "warnings")):
         return None
     if config.retry_failed and "f" in statuses:
         return None
@@ -821,11 +831,10 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     report_files = write_report(dst, config.src, records, info)
     _write_lines(dst / MANIFEST, (json_text(r.to_dict()) + "\n" for r in records))
     # What a re-run with nothing to do checks instead of reading the records.
-    manifest = os.stat(dst / MANIFEST)
     _write_text(state / FINAL_STATE, json_text({
-        "key": key, "manifest": [manifest.st_size, manifest.st_mtime_ns],
-        "statuses": "".join(r.status[0] for r in records),
-        "files": [CLASSES_TXT, LEGEND, BUILD_JSON, MANIFEST, *hub_files, *report_files]}) + "\n")
+        "key": key, "statuses": "".join(r.status[0] for r in records),
+        "files": {name: _stamp(dst / name) for name in (CLASSES_TXT, LEGEND, MANIFEST, *hub_files, *report_files)},
+    }) + "\n")
     # The dataset is complete: resume state is no longer needed.
     leftovers = [state / PREVIOUS_MANIFEST, *state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"),
                  *(state / "shards").glob("*.jsonl")]

@@ -122,7 +122,7 @@ def pillow_kinds(root: Path) -> dict[str, str]:
 def dataset_files(dst: Path) -> dict[str, bytes]:
     """Everything a build leaves, for byte comparison; build.json without its
     "run" section (start time, elapsed seconds: those describe the run), and
-    .skinseg/final.json without the manifest's size and modification time."""
+    .skinseg/final.json without the sizes and modification times of files."""
     files = {}
     for path in sorted(dst.rglob("*")):
         if path.is_file():
@@ -130,7 +130,7 @@ def dataset_files(dst: Path) -> dict[str, bytes]:
             data = path.read_bytes()
             if relative in ("build.json", ".skinseg/final.json"):
                 info = json.loads(data)
-                info.pop("run" if relative == "build.json" else "manifest")
+                info.pop("run" if relative == "build.json" else "files")
                 data = json.dumps(info, sort_keys=True).encode()
             files[relative] = data
     return files

@@ -164,6 +164,11 @@ def test_nothing_to_do_still_notices_what_went_missing_or_changed(src, tmp_path)
         handle.write('{"source": "edited by hand"}\n')
     build(src, dst)
     assert dataset_files(dst) == files
+    (dst / "classes.txt").write_text("background\nedited by hand\n")
+    info = json.loads((dst / "build.json").read_text())
+    (dst / "build.json").write_text(json.dumps({**info, "classes": ["edited by hand"]}))
+    build(src, dst)
+    assert dataset_files(dst) == files and run_info(dst)["processed"] == 0
     thumbnail = next((dst / "report" / "thumbs").iterdir())
     thumbnail.unlink()
     build(src, dst)
