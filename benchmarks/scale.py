@@ -15,11 +15,11 @@
      change);
    - the same no-op on a 100-photo set of the same kind, for the memory any
      no-op needs.
-3. For every run: wall time; the main process's peak RSS (its own, from
-   getrusage in the process); the largest worker's and the fork server's
-   peak RSS (VmHWM, read from /proc every 0.1 s: wait4's figure is useless
-   for a process the main process started, as exec hands it the main
-   process's peak at that moment); whether any process of the run loaded
+3. For every run: wall time; the main process's peak RSS (VmHWM, read by
+   the process at exit); the largest worker's and the fork server's peak
+   RSS (VmHWM, read from /proc every 0.1 s).  Not getrusage or wait4: Linux
+   starts a process's figure there from its parent's peak at exec, so they
+   report the larger of the two.  Also whether any process of the run loaded
    MediaPipe (the main process's modules; the others' memory maps); where
    the main process's time went (discovery, planning, the images, the final
    files: timed by wrapping the build's functions); report.html's size.
@@ -28,50 +28,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import run_skinseg  # noqa: E402
 from throughput import eval_photos  # noqa: E402
-
-REPO = Path(__file__).resolve().parent.parent
-
-# Runs build_dataset.py in this process with the build's phases timed, and
-# at exit reports what cannot be seen from outside: the main process's own
-# peak memory, whether it imported MediaPipe, the phases.
-WRAPPER = """
-import atexit, json, resource, runpy, sys, time
-probe, script = sys.argv[1], sys.argv[2]
-sys.argv = sys.argv[2:]
-sys.path.insert(0, sys.argv[0].rsplit("/", 1)[0])
-import skinseg.build as build
-seconds = {}
-def timed(name):
-    inner = getattr(build, name)
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-    setattr(build, name, wrapper)
-for name in ("build", "discover", "run", "_finalize"):
-    timed(name)
-def report():
-    with open(probe, "w") as out:
-        json.dump({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                   "mediapipe": "mediapipe" in sys.modules, "seconds": seconds}, out)
-atexit.register(report)
-runpy.run_path(script, run_name="__main__")
-"""
 
 
 def make_dataset(root: Path, count: int, classes: int, size: int, photos: list[Path]) -> None:
@@ -94,82 +61,6 @@ def make_dataset(root: Path, count: int, classes: int, size: int, photos: list[P
         (folder / f"{i:06d}.jpg").write_bytes(encoded[(i * 7919) % len(encoded)])
 
 
-class Watch(threading.Thread):
-    """Polls the descendants of a process: peak RSS (VmHWM) by role, and
-    whether any of them mapped MediaPipe's libraries."""
-
-    def __init__(self, pid: int):
-        super().__init__(daemon=True)
-        self.pid, self.stop = pid, threading.Event()
-        self.peaks: dict[int, tuple[str, int]] = {}
-        self.mediapipe = False
-
-    def tree(self) -> dict[int, int]:
-        parents = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-        found, grew = {self.pid: 0}, True
-        while grew:
-            grew = False
-            for pid, parent in parents.items():
-                if parent in found and pid not in found:
-                    found[pid] = found[parent] + 1
-                    grew = True
-        return found
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for pid, depth in self.tree().items():
-                if depth == 0:
-                    continue
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                    command = Path(f"/proc/{pid}/cmdline").read_bytes()
-                    if not self.mediapipe:
-                        self.mediapipe = "mediapipe" in Path(f"/proc/{pid}/maps").read_text()
-                except OSError:
-                    continue
-                role = "worker" if depth >= 2 else "fork server" if b"forkserver" in command else "other"
-                peak = int(status.split("VmHWM:")[1].split()[0]) // 1024
-                self.peaks[pid] = (role, max(peak, self.peaks.get(pid, (role, 0))[1]))
-            self.stop.wait(0.1)
-
-    def peak(self, role: str) -> int:
-        return max((mb for r, mb in self.peaks.values() if r == role), default=0)
-
-
-def run(src: Path, dst: Path, workers: int, extra: list[str]) -> dict:
-    """One CLI run, measured."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as probe, tempfile.TemporaryFile() as errors:
-        command = [sys.executable, "-c", WRAPPER, probe.name, str(REPO / "build_dataset.py"), "--src", str(src),
-                   "--dst", str(dst), "--workers", str(workers), "--quiet", *extra]
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors)
-        watch = Watch(proc.pid)
-        watch.start()
-        code = proc.wait()
-        wall = time.perf_counter() - started
-        watch.stop.set()
-        watch.join()
-        if code not in (0, 1):
-            errors.seek(0)
-            raise RuntimeError(f"{command} failed ({code}): {errors.read().decode()[-3000:]}")
-        inside = json.loads(Path(probe.name).read_text())
-    info = json.loads((dst / "build.json").read_text())
-    seconds = inside["seconds"]
-    phases = {"discovery": seconds.get("discover", 0.0), "images": seconds.get("run", 0.0),
-              "final files": seconds.get("_finalize", 0.0)}
-    phases = {"planning": seconds.get("build", 0.0) - sum(phases.values()), **phases}
-    return {"wall": wall, "main_mb": inside["rss_mb"], "worker_mb": watch.peak("worker"),
-            "server_mb": watch.peak("fork server"), "mediapipe": inside["mediapipe"] or watch.mediapipe,
-            "run": info["run"], "phases": phases, "report_kb": (dst / "report.html").stat().st_size / 1024}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("SKINSEG_EVAL_DIR", "../shared/eval")))
@@ -188,17 +79,17 @@ def main() -> None:
         work = Path(tmp)
         small_src, small_dst = work / "src-small", work / "dst-small"
         make_dataset(small_src, 100, min(args.classes, 10), args.size, photos)
-        run(small_src, small_dst, args.workers, extra)
+        run_skinseg(small_src, small_dst, args.workers, extra)
         started = time.perf_counter()
         src, dst = work / "src", work / "dst"
         make_dataset(src, args.images, args.classes, args.size, photos)
         made = time.perf_counter() - started
-        rows.append(("first build", run(src, dst, args.workers, extra)))
-        rows.append(("the same command again (nothing changed)", run(src, dst, args.workers, extra)))
+        rows.append(("first build", run_skinseg(src, dst, args.workers, extra)))
+        rows.append(("the same command again (nothing changed)", run_skinseg(src, dst, args.workers, extra)))
         rows.append(("`--background original` (only the skin-only images change)",
-                     run(src, dst, args.workers, extra + ["--background", "original"])))
+                     run_skinseg(src, dst, args.workers, extra + ["--background", "original"])))
         rows.append(("nothing changed, 100 photos (the memory any no-op needs)",
-                     run(small_src, small_dst, args.workers, extra)))
+                     run_skinseg(small_src, small_dst, args.workers, extra)))
         written = sum(p.stat().st_size for p in dst.rglob("*") if p.is_file()) / 2**20
 
     print(f"{args.images} photos of {args.size} px long side, {args.classes} classes, 3 splits, "

@@ -10,21 +10,20 @@
    - the I/O floor: decode every photo and write the same three outputs
      (skin-only JPEG, mask PNG, preview PNG) with OpenCV, on one core, no detection;
    - skinseg's default pipeline with --workers 1 and with all cores;
+   - a render-only change on the all-cores build's destination
+     (--background original, all cores): only the skin-only images change;
    - optionally the original tool (a checkout of micpana/Skin-Segmentation-
      Dataset-Builder run with a Python that has mediapipe 0.10.x), same photos;
    - start-up: interpreter + imports + opening the models.
 3. Repeats the skinseg runs on --scale times more images to show how time
    and peak memory grow.
 Peak memory is the largest resident set size of any one process of the run
-(from wait4's rusage, which covers the workers; this script makes itself the
-subreaper of the run, so that the fork server skinseg's workers come from,
-which outlives the main process by a moment, is counted too).
+(VmHWM from /proc: benchmarks/measure.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import subprocess
 import sys
@@ -35,8 +34,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import timed  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ("Acne", "Normal Skin", "Rosacea")
+RERENDER = "skinseg, then --background original (re-render), all cores"
 
 
 MIX = ("pratheepan_face", "pratheepan_family", "abdomen_train")     # faces, families, close-ups
@@ -90,36 +93,6 @@ def io_floor(src: Path, dst: Path) -> None:
             cv2.imencode(".png", cv2.merge([mask * 120, mask * 60, mask * 30]))[1])
 
 
-def become_subreaper() -> None:
-    """Orphaned descendants of a run (a fork server) become our children, so
-    wait4 can collect their peak memory."""
-    PR_SET_CHILD_SUBREAPER = 36
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed: this benchmark needs Linux")
-
-
-def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds until the command exits, peak RSS MB of the largest process of the tree)."""
-    # stderr goes to a file: a pipe nobody reads while waiting would fill and block the run.
-    with tempfile.TemporaryFile() as errors:
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        peak = usage.ru_maxrss
-        while True:       # orphans of the run, reparented to us
-            try:
-                _, _, usage = os.wait4(-1, 0)
-            except ChildProcessError:
-                break
-            peak = max(peak, usage.ru_maxrss)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode not in (0, 1):
-            errors.seek(0)
-            raise RuntimeError(f"{command} failed ({proc.returncode}): {errors.read().decode()[-2000:]}")
-    return wall, peak / 1024
-
-
 def interleaved(runs: int, configs: dict) -> dict[str, list[tuple[float, float]]]:
     """Run every configuration `runs` times, round-robin (this VM's speed drifts
     over minutes: back-to-back blocks would bias whichever ran in a slow patch);
@@ -167,7 +140,6 @@ def main() -> None:
         io_floor(*args.io_floor)
         return
 
-    become_subreaper()
     cores = len(os.sched_getaffinity(0))
     extra = args.skinseg_args.split()
     photos = eval_photos(args.eval_dir)
@@ -194,6 +166,9 @@ def main() -> None:
             for workers in (1, cores):
                 configs[f"skinseg --workers {workers}"] = (
                     lambda k, workers=workers: skinseg_run(src, work / f"dst{count}-{workers}-{k}", workers, extra))
+            if count == args.images:       # on the destination the all-cores build of the round just wrote
+                configs[RERENDER] = lambda k: skinseg_run(src, work / f"dst{count}-{cores}-{k}", cores,
+                                                          extra + ["--background", "original"])
             measured = interleaved(runs, configs)
             if count == args.images:
                 per_round = sorted(one[0] / many[0] for one, many in zip(measured["skinseg --workers 1"],
@@ -217,6 +192,7 @@ def main() -> None:
           f"{per_round[len(per_round) // 2]:.2f}x, range {per_round[0]:.2f}-{per_round[-1]:.2f}x")
     if (n, "original tool (1 process)") in by_name:
         print(f"- all cores vs the original tool: {by_name[(n, 'original tool (1 process)')] / many:.2f}x faster")
+    print(f"- render-only change vs the all-cores build: {many / by_name[(n, RERENDER)]:.2f}x faster")
     if len(counts) > 1:
         rss = {(c, name): r for c, name, _, r, _ in rows}
         big = counts[1]
