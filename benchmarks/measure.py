@@ -103,8 +103,8 @@ class Watch(threading.Thread):
         return max((mb for r, mb in self.peaks.values() if r == role), default=0)
 
 
-def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds until the command exits, peak RSS MB of the largest process of the run)."""
+def watched(command: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, Watch]:
+    """Run a command: (wall seconds until it exits, the Watch of its processes)."""
     # stderr goes to a file: a pipe nobody reads while waiting would fill and block the run.
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
@@ -117,7 +117,13 @@ def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) 
         watch.join()
         if code not in (0, 1):
             errors.seek(0)
-            raise RuntimeError(f"{command} failed ({code}): {errors.read().decode()[-2000:]}")
+            raise RuntimeError(f"{command} failed ({code}): {errors.read().decode()[-3000:]}")
+    return wall, watch
+
+
+def timed(command: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds until the command exits, peak RSS MB of the largest process of the run)."""
+    wall, watch = watched(command, cwd, env)
     return wall, max((mb for _, mb in watch.peaks.values()), default=0)
 
 
@@ -125,20 +131,10 @@ def run_skinseg(src: Path, dst: Path, workers: int, extra: list[str]) -> dict:
     """One build_dataset.py run (--quiet), measured: wall, main_mb, worker_mb,
     server_mb, mediapipe (loaded by any process), run (build.json's), phases
     (the main process's seconds), report_kb."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as probe, tempfile.TemporaryFile() as errors:
-        command = [sys.executable, "-c", WRAPPER, probe.name, str(REPO / "build_dataset.py"), "--src", str(src),
-                   "--dst", str(dst), "--workers", str(workers), "--quiet", *extra]
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=errors)
-        watch = Watch(proc.pid)
-        watch.start()
-        code = proc.wait()
-        wall = time.perf_counter() - started
-        watch.stop.set()
-        watch.join()
-        if code not in (0, 1):
-            errors.seek(0)
-            raise RuntimeError(f"{command} failed ({code}): {errors.read().decode()[-3000:]}")
+    with tempfile.NamedTemporaryFile(suffix=".json") as probe:
+        wall, watch = watched([sys.executable, "-c", WRAPPER, probe.name, str(REPO / "build_dataset.py"),
+                               "--src", str(src), "--dst", str(dst), "--workers", str(workers), "--quiet", *extra],
+                              cwd=REPO)
         inside = json.loads(Path(probe.name).read_text())
     info = json.loads((dst / "build.json").read_text())
     seconds = inside["seconds"]
