@@ -144,7 +144,8 @@ def test_nothing_to_do_and_rerendering_import_no_mediapipe(tmp_path, no_models):
     assert run_info(dst) | {"started_at": 0, "elapsed_seconds": 0} == {
         "started_at": 0, "elapsed_seconds": 0, "workers": 0, "processed": 0, "segmented": 0, "reused": 3, "shard": None}
     assert (dst / "manifest.jsonl").read_bytes() == manifest
-    tool("--background", "original")                    # re-rendered: the workers open no model either
+    proc = tool("--background", "original")             # re-rendered: the workers open no model either
+    assert "3 processed now (3 only re-rendered: output options changed)" in proc.stdout
     assert run_info(dst)["processed"] == 3 and run_info(dst)["segmented"] == 0
     assert not (tmp_path / "imported").exists()
     (src / "train/A/new.png").write_bytes((src / "train/A/0.png").read_bytes())
