@@ -285,13 +285,15 @@ def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_se
     # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
     previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        if not state.finished(dst):
-            # A destination without a finished build always has work: the
-            # workers' fork server imports OpenCV and MediaPipe while this
-            # process imports its own modules (below), rather than after.
-            # Otherwise the build starts it once it finds work: a re-run
-            # with nothing to do starts no process and imports no MediaPipe.
-            forkserver.start(config.pipeline.may_use_mediapipe)
+        expected = state.expected_work(dst, config.pipeline)
+        if expected is not None:
+            # Work is certain (no finished build, or other parameters): the
+            # workers' fork server imports OpenCV (and MediaPipe, unless the
+            # change only re-renders) while this process imports its own
+            # modules (below), rather than after.  Otherwise the build starts
+            # it once it finds work: a re-run with nothing to do starts no
+            # process and imports no MediaPipe.
+            forkserver.start(expected and config.pipeline.may_use_mediapipe)
         from .api import BuildAborted, BuildError, BuildInterrupted, build_dataset
 
         try:

@@ -4,9 +4,9 @@ Each worker needs OpenCV, NumPy and (usually) MediaPipe, about a second of
 imports.  Workers are therefore forked from a fork server that has imported
 them once, instead of being spawned to import them each.  This module itself
 imports nothing heavy, so the CLI can start the server first thing and let it
-import while the main process imports its own copy (for a fresh build); else
-the runner starts it when there is work, without MediaPipe when no task needs
-a model.
+import while the main process imports its own copy (when work is certain);
+else the runner starts it when there is work, without MediaPipe when no task
+needs a model.
 """
 
 from __future__ import annotations

@@ -1,19 +1,37 @@
-"""Where a build keeps its own state in the destination (``dst/.skinseg``).
+"""Where a build keeps its own state in the destination (``dst/.skinseg``),
+and what a glance at it says about the next build.
 
-This module imports nothing heavy: the command line asks `finished` before
-the image libraries load, to start the workers' fork server at once when a
-build certainly has work (see cli.py).
+This module imports nothing heavy: the command line asks `expected_work`
+before the image libraries load, to start the workers' fork server at once
+when a build will have work (see cli.py).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Optional
+
+from .config import PipelineConfig
 
 STATE_DIR = ".skinseg"
 FINAL_STATE = "final.json"                # what the last finished build left (build._unchanged reads it)
 STORED_SKIN_DIR = f"{STATE_DIR}/skin"     # the train-ready layout's skin masks, kept to re-render from
 
 
-def finished(dst: Path) -> bool:
-    """Whether a build finished in dst: a re-run may have nothing to do."""
-    return (dst / STATE_DIR / FINAL_STATE).is_file()
+def expected_work(dst: Path, pipeline: PipelineConfig) -> Optional[bool]:
+    """What a build with these parameters will do in dst, judged from the
+    last finished build's parameters only (nothing is listed): True when it
+    will look for faces and skin (no finished build, or other parameters
+    that decide masks), False when it will re-render (other output options
+    only), None when the parameters are the same (maybe nothing to do)."""
+    try:
+        if not (dst / STATE_DIR / FINAL_STATE).is_file():
+            return True
+        last = json.loads((dst / "build.json").read_text(encoding="utf-8"))["parameters"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    now = json.loads(json.dumps(pipeline.to_dict()))          # as build.json holds it: lists, not tuples
+    if any(last.get(key) != value for key, value in now.items() if key != "output"):
+        return True
+    return None if last.get("output") == now["output"] else False

@@ -3,6 +3,7 @@ no MediaPipe), an output option re-renders from the stored masks without
 looking for faces or skin, and either way the dataset is the one a fresh
 build with the same options writes."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,10 +17,11 @@ from test_hardening import dataset_files
 import skinseg
 from conftest import BLUE_BGR, REPO, make_dataset, read_manifest, run_cli, skin_image
 from skinseg import models
-from skinseg.config import FaceParams, PipelineConfig
+from skinseg.config import CleanupParams, FaceParams, OutputParams, PipelineConfig
 from skinseg.discover import divide
 from skinseg.pipeline import plan_models
 from skinseg.report import CLASSES_SHOWN, FILES_SHOWN, write_report
+from skinseg.state import expected_work
 
 
 @pytest.fixture
@@ -151,6 +153,19 @@ def test_nothing_to_do_and_rerendering_import_no_mediapipe(tmp_path, no_models):
     (src / "train/A/new.png").write_bytes((src / "train/A/0.png").read_bytes())
     tool("--background", "original")                     # the check works: a new image needs the models
     assert run_info(dst)["segmented"] == 1 and (tmp_path / "imported").exists()
+
+
+def test_the_command_line_knows_early_whether_a_build_will_have_work(src, tmp_path):
+    # (It then starts the workers' fork server at once, with MediaPipe only if masks are to be made.)
+    dst = tmp_path / "dst"
+    config = PipelineConfig(face=FaceParams(enabled=False))
+    assert expected_work(dst, config) is True                      # nothing built yet
+    build(src, dst)
+    assert expected_work(dst, config) is None                      # maybe nothing to do
+    assert expected_work(dst, dataclasses.replace(config, output=OutputParams(background="original"))) is False
+    assert expected_work(dst, dataclasses.replace(config, cleanup=CleanupParams(kernel_size=3))) is True
+    (dst / ".skinseg" / "final.json").unlink()                     # an unfinished build
+    assert expected_work(dst, config) is True
 
 
 def test_nothing_to_do_still_notices_what_went_missing_or_changed(src, tmp_path):
