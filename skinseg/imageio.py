@@ -355,8 +355,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def encode_image(image: np.ndarray, extension: str, jpeg_quality: int = 95) -> bytes:
-    """JPEG at the given quality, or PNG with OpenCV's defaults (zlib level 1,
-    run-length strategy: fast, and masks are mostly long runs)."""
+    """JPEG at the given quality, or PNG: 8-bit one-channel images (masks) by
+    encode_grey_png, others with OpenCV's defaults."""
+    if extension == ".png" and image.dtype == np.uint8 and image.ndim == 2:
+        return encode_grey_png(image)
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if extension == ".jpg" else []
     ok, encoded = cv2.imencode(extension, image, params)
     if not ok:
@@ -368,22 +370,35 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+def _png(pixels: np.ndarray, colour_type: int, palette_rgb: Optional[list[tuple[int, int, int]]] = None) -> bytes:
+    """An 8-bit, one byte per pixel PNG: no row filter, zlib level 1 with
+    run-length matching.  Masks are mostly long runs: as fast to write as
+    OpenCV's PNG, smaller, and much faster to read (OpenCV filters every row,
+    which readers undo: 6.5 ms against 4.0 ms a 1.6-megapixel mask)."""
+    height, width = pixels.shape
+    rows = np.empty((height, width + 1), np.uint8)
+    rows[:, 0] = 0                                  # filter type "none" for every scanline
+    rows[:, 1:] = pixels
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = compressor.compress(rows.tobytes()) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    palette = [] if palette_rgb is None else [_png_chunk(b"PLTE", b"".join(bytes(c) for c in palette_rgb))]
+    return b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header), *palette, _png_chunk(b"IDAT", data),
+                     _png_chunk(b"IEND", b"")])
+
+
+def encode_grey_png(pixels: np.ndarray) -> bytes:
+    """An 8-bit greyscale PNG (a mask)."""
+    return _png(pixels, 0)
+
+
 def encode_indexed_png(indices: np.ndarray, palette_rgb: list[tuple[int, int, int]]) -> bytes:
     """An 8-bit palette PNG: one byte per pixel plus a colour table.
 
     For a colour preview of a mask this is a third of the work of a 3-channel
     PNG and a fraction of its size, and every viewer shows it in colour.
     """
-    height, width = indices.shape
-    rows = np.empty((height, width + 1), np.uint8)
-    rows[:, 0] = 0                                  # filter type "none" for every scanline
-    rows[:, 1:] = indices
-    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    pixels = compressor.compress(rows.tobytes()) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)    # 8 bits, colour type 3 (palette)
-    palette = b"".join(bytes(c) for c in palette_rgb)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"PLTE", palette)
-            + _png_chunk(b"IDAT", pixels) + _png_chunk(b"IEND", b""))
+    return _png(indices, 3, palette_rgb)
 
 
 def grey_png_with_palette(grey_png: bytes, palette_rgb: list[tuple[int, int, int]]) -> bytes:

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from conftest import skin_image, with_exif_orientation
-from skinseg.imageio import ImageReadError, atomic_write_bytes, decode_image, read_image, remove_temp_files, sniff
+from skinseg.imageio import (
+    ImageReadError,
+    atomic_write_bytes,
+    decode_image,
+    encode_image,
+    read_image,
+    remove_temp_files,
+    sniff,
+)
 
 LIMIT = 100_000_000
 
@@ -166,3 +174,22 @@ def test_reading_is_capped(tmp_path):
     assert len(read_regular_file(path, 1000)) == 1000
     with pytest.raises(NotReadable, match="more than"):
         read_regular_file(path, 999)
+
+
+def test_masks_are_written_as_pngs_that_read_back_exactly():
+    import io
+    import zlib
+
+    from PIL import Image
+
+    mask = (np.random.default_rng(0).random((61, 97)) > 0.6).astype(np.uint8) * 3
+    data = encode_image(mask, ".png")
+    assert (cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) == mask).all()
+    assert (np.asarray(Image.open(io.BytesIO(data))) == mask).all()
+    # No row filter (fast to read): every scanline starts with filter type 0.
+    start = data.index(b"IDAT") + 4
+    rows = np.frombuffer(zlib.decompress(data[start:start + int.from_bytes(data[start - 8:start - 4], "big")]),
+                         np.uint8).reshape(61, 98)
+    assert (rows[:, 0] == 0).all()
+    wide = mask.astype(np.uint16) * 300                      # 16-bit masks: OpenCV's encoder
+    assert (cv2.imdecode(np.frombuffer(encode_image(wide, ".png"), np.uint8), cv2.IMREAD_UNCHANGED) == wide).all()
