@@ -55,24 +55,45 @@ def _enclosed(mask: np.ndarray) -> np.ndarray:
     return (labels != labels[0, 0])[1:-1, 1:-1] & (mask == 0)
 
 
-def _largest_region(mask: np.ndarray) -> int:
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    return int(stats[1:, cv2.CC_STAT_AREA].max()) if count > 1 else 0
+def _largest_region(mask: np.ndarray) -> float:
+    """Share of the photo covered by the largest skin region (on a copy a
+    quarter the size: this is a coarse measure)."""
+    small = cv2.resize(mask, (max(1, mask.shape[1] // 4), max(1, mask.shape[0] // 4)), interpolation=cv2.INTER_NEAREST)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(small, connectivity=8)
+    return float(stats[1:, cv2.CC_STAT_AREA].max()) / small.size if count > 1 else 0.0
 
 
 def _bays(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Non-skin pixels that a closing with a disk of `radius` covers or encloses."""
+    """Non-skin pixels that a closing with a disk of `radius` covers or encloses.
+
+    A closing costs the disk's area per pixel, so large ones are done on a
+    copy shrunk until the disk is BAY_DISK pixels (the bays they find are
+    large-scale shapes), then brought back to the mask's size."""
+    scale = min(1.0, BAY_DISK / radius)
+    small = mask
+    if scale < 1.0:
+        size = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
+        small = cv2.threshold(cv2.resize(mask, size, interpolation=cv2.INTER_AREA), 127, 255, cv2.THRESH_BINARY)[1]
+        radius = BAY_DISK
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, disk, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return ((closed > 0) | _enclosed(closed)) & (mask == 0)
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, disk, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    covered = np.where((closed > 0) | _enclosed(closed), 255, 0).astype(np.uint8)
+    if scale < 1.0:
+        covered = cv2.resize(covered, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_NEAREST)
+    return (covered > 0) & (mask == 0)
+
+
+BAY_DISK = 6      # radius in pixels at which bays are looked for
 
 
 def _background_like(candidates: np.ndarray, background: np.ndarray, bgr: np.ndarray,
                      p: LesionParams) -> np.ndarray:
     """Per candidate pixel, True where its region has mostly the background's colours."""
     bins = colour_model.bin_index(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb))
-    density = colour_model.nonskin_density(bins, background)
-    typical = density >= np.percentile(density[bins[background]], p.background_typical)
+    every_2nd = (slice(None, None, 2), slice(None, None, 2))      # plenty of samples
+    sample, sample_bins = background[every_2nd], bins[every_2nd]
+    density = colour_model.nonskin_density(sample_bins, sample)
+    typical = density >= np.percentile(density[sample_bins[sample]], p.background_typical)
     count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
     inside = labels[candidates]
     share = np.bincount(inside, weights=typical[bins[candidates]], minlength=count) / \
@@ -96,7 +117,7 @@ def fill_lesions(mask: np.ndarray, bgr: np.ndarray, keep_out: Optional[np.ndarra
     # channel (close-ups): enclosed once the channel is closed.
     holes = _bays(mask, max(1, int(p.channel_radius * min(mask.shape)))) if close_up else _enclosed(mask)
     candidates = holes.copy()
-    if close_up and _largest_region(mask) >= p.min_close_up_region * mask.size:
+    if close_up and _largest_region(mask) >= p.min_close_up_region:
         candidates |= _bays(mask, max(1, int(p.bay_radius * min(mask.shape))))
     if face_area is not None:
         candidates |= (face_area > 0) & (mask == 0)
