@@ -31,6 +31,7 @@ from skinseg.cleanup import clean_mask  # noqa: E402
 from skinseg.config import PipelineConfig  # noqa: E402
 from skinseg.face import open_detector, plan_detector  # noqa: E402
 from skinseg.imageio import atomic_write_bytes, encode_image, read_image  # noqa: E402
+from skinseg.lesions import fill_lesions  # noqa: E402
 from skinseg.mesh import open_mesher, plan_mesher, with_meshes  # noqa: E402
 from skinseg.person import open_segmenter, plan_segmenter  # noqa: E402
 from skinseg.pipeline import MESHED_FACES, working_copy  # noqa: E402
@@ -72,10 +73,12 @@ def main() -> None:
             t = lap("face mesh (faces only)", t)
             person = segmenter.probability(small) if segmenter and candidate_faces(faces) else None
             t = lap("person segmentation (faces only)", t)
-            raw, _ = adaptive_mask(small, faces, person, config.skin)
+            estimate = adaptive_mask(small, faces, person, config.skin)
             t = lap("adaptive skin model", t)
-            mask = clean_mask(raw, config.cleanup)
+            mask = clean_mask(estimate.mask, config.cleanup)
             t = lap("clean-up", t)
+            mask = fill_lesions(mask, small, estimate.keep_out, not estimate.faces and not candidate_faces(faces))
+            t = lap("lesions", t)
             mask = cv2.threshold(cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_LINEAR),
                                  127, 255, cv2.THRESH_BINARY)[1]
             t = lap("mask to full size", t)

@@ -34,7 +34,7 @@ clean-up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import cv2
 import numpy as np
@@ -42,7 +42,15 @@ import numpy as np
 from . import colour_model
 from .config import SkinParams
 from .face import Face
-from .facemap import FaceGeometry, draw_eyes, draw_features, draw_hair_zone, draw_seed_region, face_geometry
+from .facemap import (
+    FaceGeometry,
+    draw_eyes,
+    draw_face_oval,
+    draw_features,
+    draw_hair_zone,
+    draw_seed_region,
+    face_geometry,
+)
 from .skin import rules_mask
 
 
@@ -70,6 +78,7 @@ class AdaptiveParams:
     hair_prior: float = 0.5         # prior of the hair class where a hair colour was sampled
     min_hair_pixels: int = 200      # fewer unlike-skin pixels in the hair zone: no hair class
     hair_texture_pct: float = 90.0  # in the hair zone, rougher than this percentile of the face: hair
+    hair_like_dist: float = 3.0     # within this distance of the hair colour: hair, not a lesion
     hair_dist: float = 2.0          # in the hair zone, farther than this from the model: hair
     hair_inner: float = 0.1         # hair zone: from this far beyond the face oval (fraction of its size)
     hair_outer: float = 0.6         # ...to this far
@@ -196,9 +205,14 @@ EVERY_2ND = (slice(None, None, 2), slice(None, None, 2))
 MIN_SAMPLES = 200
 
 
+class Classified(NamedTuple):
+    mask: np.ndarray                  # 0/255 skin
+    hair_like: Optional[np.ndarray]   # 0/255 colours of this person's hair (when a hair colour was sampled)
+
+
 def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Optional[np.ndarray],
-              p: AdaptiveParams, thresh: float, hair_zone: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
-    """0/255 mask: pixels whose colour the skin model admits (distance <= thresh)
+              p: AdaptiveParams, thresh: float, hair_zone: Optional[np.ndarray] = None) -> Optional[Classified]:
+    """Skin: pixels whose colour the skin model admits (distance <= thresh)
     and that skin explains better than the image's own other classes, by colour
     and texture (naive Bayes, every density estimated on this image); None when
     the seed is too small for a model:
@@ -237,15 +251,17 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
         _texture_likelihood(seed_texture, weight)[None, :]
     evidence = ((1.0 - prior_skin) * colour_model.nonskin_density(sub, other)[occupied])[:, None] * \
         _texture_likelihood(sub_texture[other], weight)[None, :]
+    hair_like = None
     if hair_zone is not None:
         # Hair: what is unlike the face's skin in the zone.
         hair = (hair_zone[EVERY_2ND] > 0) & colour_model.lookup(d2 > p.hair_dist ** 2, sub)
         hair_model = colour_model.fit(sub_ycc[hair], 1.0, p.chroma_floor) \
             if np.count_nonzero(hair) >= p.min_hair_pixels else None
         if hair_model is not None:
-            _, p_hair = colour_model.tables(hair_model, occupied)
+            d2_hair, p_hair = colour_model.tables(hair_model, occupied)
             evidence = evidence + (p.hair_prior * p_hair[occupied])[:, None] * \
                 _texture_likelihood(sub_texture[hair], weight)[None, :]
+            hair_like = np.where(colour_model.lookup(d2_hair <= p.hair_like_dist ** 2, bins), 255, 0).astype(np.uint8)
     decision = np.zeros((len(occupied) + 1, TEXTURE_BINS), np.uint8)    # the last row: colours not sampled
     decision[:-1] = np.where((skin_term >= evidence) & admitted[occupied][:, None], 255, 0)
     rank = np.full(colour_model.BIN_COUNT, len(occupied) * TEXTURE_BINS, np.int32)
@@ -255,12 +271,21 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     mask = np.take(decision.ravel(), index)
     if person_ok is not None:
         mask[~person_ok] = 0
-    return mask
+    return Classified(mask, hair_like)
+
+
+class SkinEstimate(NamedTuple):
+    mask: np.ndarray                  # 0/255 on the working copy, before the clean-up
+    faces: list[Face]                 # the faces that seeded the skin model
+    keep_out: Optional[np.ndarray]    # 0/255: what must stay not skin (the faces' features, outside the people)
+    face_area: Optional[np.ndarray]   # 0/255: inside the seeding faces' ovals (a lesion there is the face's)
+    hair_like: Optional[np.ndarray]   # 0/255: colours of the person's hair (a beard is not a lesion)
 
 
 def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarray], rules: SkinParams,
-                  p: AdaptiveParams = AdaptiveParams()) -> tuple[np.ndarray, list[Face]]:
-    """(0/255 skin mask before clean-up, faces that seeded the model).
+                  p: AdaptiveParams = AdaptiveParams()) -> SkinEstimate:
+    """The skin mask of the working copy, the faces that seeded it, and what
+    later stages (lesions.py) must leave out.
 
     bgr is the working copy; faces are in its coordinates; person is the
     person-probability map of the same size, or None.
@@ -283,29 +308,54 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
     bins = colour_model.bin_index(ycc)
 
     box = None                           # the colour box's mask, when computed
-    mask = None
+    mask = hair_like = None
     if used:
         hair_zone = np.zeros(ycc.shape[:2], np.uint8)
         for _, g in used:
             draw_hair_zone(hair_zone, g, 255, p.hair_inner, p.hair_outer, p.hair_above)
-        mask = _classify(ycc, bins, seed, person_ok, p, p.maha_thresh, hair_zone)
-        if mask is None:
+        classified = _classify(ycc, bins, seed, person_ok, p, p.maha_thresh, hair_zone)
+        if classified is None:
             used = []                    # too small to sample: as if there were no face
-        for _, g in used:
-            draw_features(mask, g, 0, grow=p.feature_margin)
+        else:
+            mask, hair_like = classified
     if mask is None:
-        # No usable face: self-seed from the confident core of the colour-box rule.
+        # No usable face: self-seed from the confident core of the colour box,
+        # or, where the box finds next to nothing (pale pink or beige skin
+        # under a cool light), of the wide box that holds nearly all skin.
         box = rules_mask(bgr, rules, ycc)
-        core = cv2.erode(box, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)), iterations=2)
-        if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
-            mask = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
+        for seed_box in (box, _wide_box(ycc)):
+            core = cv2.erode(seed_box, _DISK5, iterations=2)
+            if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
+                classified = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
+                mask = None if classified is None else classified.mask
+                break
         if mask is None:
             mask = box.copy()        # little or no skin: a model would be fitted to noise
-        if person_ok is not None:    # a confirmed face exists but could not seed
-            mask[~person_ok] = 0
+    keep_out = face_area = None
+    if used:
+        face_area = np.zeros(mask.shape, np.uint8)
+        for _, g in used:
+            draw_face_oval(face_area, g, 255)
+    if used or person_ok is not None:
+        keep_out = np.zeros(mask.shape, np.uint8)
+        for _, g in used:
+            draw_features(keep_out, g, 255, grow=p.feature_margin)
+        if person_ok is not None:
+            keep_out[~person_ok] = 255
+        mask[keep_out > 0] = 0
     if cv2.countNonZero(mask) >= p.balloon_fraction * mask.size:
         mask = _held_to_evidence(mask, box if box is not None else rules_mask(bgr, rules, ycc), p)
-    return mask, [face for face, _ in used]
+    return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like)
+
+
+_DISK5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def _wide_box(ycc: np.ndarray) -> np.ndarray:
+    """0/255: the wide chroma box (about 99 % of the annotated skin of every
+    evaluation set), not too dark or too bright for its chroma to mean much."""
+    inside = _WIDE[ycc[..., 1], ycc[..., 2]] & (ycc[..., 0] >= 40) & (ycc[..., 0] <= 245)
+    return np.where(inside, 255, 0).astype(np.uint8)
 
 
 def _held_to_evidence(mask: np.ndarray, box: np.ndarray, p: AdaptiveParams) -> np.ndarray:

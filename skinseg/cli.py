@@ -197,6 +197,9 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
                    "nostrils cut out, hair kept out; without its model: one warning, then keypoints).")
 @click.option("--mesh-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe face_landmarker.task (default: downloaded to the cache).")
+@click.option("--fill-lesions/--no-fill-lesions", default=True, show_default=True,
+              help="adaptive: put back as skin the lesions the colour model leaves out (moles, wounds, rashes: "
+                   "non-skin regions surrounded by skin that do not look like the photo's background).")
 @click.option("--kernel-size", type=click.IntRange(0, 101), default=_DEFAULTS.cleanup.kernel_size, show_default=True,
               help="Elliptical kernel of the open/close clean-up, pixels (0 or 1 = none).")
 @click.option("--morph-iterations", type=click.IntRange(0, 20), default=_DEFAULTS.cleanup.iterations,
@@ -235,7 +238,7 @@ def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_se
          face_enabled: bool, face_detector: str, face_model: Optional[Path], min_face_score: float,
          face_margin: float, crop: bool, crop_faces: Optional[str], crop_to_skin: Optional[bool], min_crop_side: int,
          person_segmentation: bool, person_model: Optional[Path],
-         face_mesh: bool, mesh_model: Optional[Path],
+         face_mesh: bool, mesh_model: Optional[Path], fill_lesions: bool,
          kernel_size: int, morph_iterations: int, components: Optional[str],
          min_component_area: float, min_skin_fraction: float, background: Optional[str], image_format: str,
          max_pixels: int, workers: Optional[int], image_timeout: float, retry_failed: bool,
@@ -266,6 +269,7 @@ def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_se
         skin=SkinParams(method=method, person_segmentation=person_segmentation,
                         person_model_path=str(person_model) if person_model else None,
                         face_mesh=face_mesh, mesh_model_path=str(mesh_model) if mesh_model else None,
+                        fill_lesions=fill_lesions,
                         hsv_min=hsv_min, hsv_max=hsv_max, ycrcb_min=ycrcb_min, ycrcb_max=ycrcb_max),
         cleanup=CleanupParams(kernel_size=kernel_size, iterations=morph_iterations,
                               keep=components or ("largest" if rules else "all"),

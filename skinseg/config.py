@@ -56,6 +56,7 @@ class SkinParams:
     person_model_path: Optional[str] = None
     face_mesh: bool = True               # adaptive: outline faces with the 478-point mesh
     mesh_model_path: Optional[str] = None
+    fill_lesions: bool = True            # adaptive: put back lesions the colour model leaves out
     hsv_min: Triple = DEFAULT_HSV_MIN
     hsv_max: Triple = DEFAULT_HSV_MAX
     ycrcb_min: Triple = DEFAULT_YCRCB_MIN

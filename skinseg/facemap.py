@@ -145,6 +145,11 @@ def _oval(g: FaceGeometry) -> np.ndarray:
     return center + np.outer(np.cos(angles), 1.0 * g.d * g.u) + np.outer(np.sin(angles), 1.3 * g.d * g.v)
 
 
+def draw_face_oval(image: np.ndarray, g: FaceGeometry, value: int) -> None:
+    """The face oval, filled (the mesh's outline, or an ellipse around the keypoints)."""
+    cv2.fillPoly(image, [np.round(_oval(g)).astype(np.int32)], value)
+
+
 def draw_hair_zone(image: np.ndarray, g: FaceGeometry, value: int, inner: float, outer: float,
                    above: float) -> None:
     """Where hair can be: a ring around the face oval (from `inner` to `outer`

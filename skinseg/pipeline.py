@@ -28,6 +28,7 @@ from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
 from .face import DetectorPlan, Face, FaceDetector, best_face, open_detector, plan_detector
 from .imageio import ImageReadError, atomic_write_bytes, downscaled, encode_image, read_image
+from .lesions import fill_lesions
 from .mesh import FaceMesher, open_mesher, plan_mesher, with_meshes
 from .models import ModelPlan
 from .person import PersonSegmenter, open_segmenter, plan_segmenter
@@ -209,6 +210,20 @@ def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
     return crop_region(faces, config.face, width, height, skin)
 
 
+def working_mask(small: np.ndarray, faces: list[Face], person: Optional[np.ndarray],
+                 config: PipelineConfig) -> tuple[np.ndarray, list[Face]]:
+    """The adaptive method on the working copy: skin estimate, clean-up, the
+    lesions put back; (0/255 mask, the faces that seeded the skin model)."""
+    estimate = adaptive_mask(small, faces, person, config.skin)
+    mask = clean_mask(estimate.mask, config.cleanup)
+    if config.skin.fill_lesions:
+        # A close-up: no face at all (a face too small to seed the model still
+        # makes this a photo of people, whose gaps are not lesions).
+        close_up = not estimate.faces and not candidate_faces(faces)
+        mask = fill_lesions(mask, small, estimate.keep_out, close_up, estimate.face_area, estimate.hair_like)
+    return mask, estimate.faces
+
+
 def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmentation:
     """Find faces, compute the clean skin mask and decide the output region."""
     height, width = bgr.shape[:2]
@@ -227,8 +242,7 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
     person = None
     if engines.segmenter is not None and config.skin.person_segmentation and candidate_faces(small_faces):
         person = engines.segmenter.probability(small)     # only where a face makes it useful
-    raw, used = adaptive_mask(small, small_faces, person, config.skin)
-    mask = clean_mask(raw, config.cleanup)
+    mask, used = working_mask(small, small_faces, person, config)
     if scale != 1.0:
         mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
         mask = cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1]

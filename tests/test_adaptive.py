@@ -50,7 +50,7 @@ def test_face_seeded_model_rejects_a_wall_the_colour_box_accepts():
     img, face = synthetic_portrait()
     wall = (slice(50, 350), slice(330, 400))
     assert rules_mask(img, SkinParams())[wall].mean() > 200          # the old rule calls the wall skin
-    mask, used = adaptive_mask(img, [face], None, SkinParams())
+    mask, used, *_ = adaptive_mask(img, [face], None, SkinParams())
     assert used == [face]
     assert mask[wall].mean() < 10                                     # the adaptive model does not
     cx, cy = 170, 200
@@ -60,7 +60,7 @@ def test_face_seeded_model_rejects_a_wall_the_colour_box_accepts():
 
 def test_no_face_falls_back_to_a_self_seeded_model():
     img, _ = synthetic_portrait()
-    mask, used = adaptive_mask(img, [], None, SkinParams())
+    mask, used, *_ = adaptive_mask(img, [], None, SkinParams())
     assert used == []
     assert mask[200, 110] == 255 and mask[10, 10] == 0
 
@@ -85,7 +85,7 @@ def test_a_face_without_dark_eyes_is_a_false_detection():
     img = np.clip(img + np.random.default_rng(1).normal(0, 3, img.shape), 0, 255).astype(np.uint8)
     fake = Face((100, 100, 300, 300), 0.9, {"right_eye": (160, 165), "left_eye": (240, 165),
                                            "mouth_center": (200, 255), "nose_tip": (200, 210)}, "test")
-    mask, used = adaptive_mask(img, [fake], None, SkinParams())
+    mask, used, *_ = adaptive_mask(img, [fake], None, SkinParams())
     assert used == []                               # not used to seed, crop or cut eyes
     assert mask.mean() > 250                        # the self-seeded path keeps all the skin
 
@@ -95,7 +95,7 @@ def test_a_face_under_flat_light_is_still_a_face():
     the eye check measures them against the photo's own black level."""
     img, face = synthetic_portrait()
     flat = np.clip(60 + 0.6 * img.astype(np.float32), 0, 255).astype(np.uint8)
-    _, used = adaptive_mask(flat, [face], None, SkinParams())
+    _, used, *_ = adaptive_mask(flat, [face], None, SkinParams())
     assert used == [face]
 
 
@@ -103,7 +103,7 @@ def test_a_detection_the_landmarker_rejected_is_not_a_face():
     img, face = synthetic_portrait()
     no_mesh = face.with_mesh(None, tried=True)          # the landmarker looked and found nothing
     assert candidate_faces([no_mesh]) == []
-    mask, used = adaptive_mask(img, [no_mesh], None, SkinParams())
+    mask, used, *_ = adaptive_mask(img, [no_mesh], None, SkinParams())
     assert used == []
 
 
@@ -147,12 +147,12 @@ def test_person_gate_drops_skin_coloured_background():
     img[300:, :60] = SKIN                            # skin colour outside the person
     person = np.zeros(img.shape[:2], np.float32)
     cv2.ellipse(person, (170, 200), (100, 130), 0, 0, 360, 1.0, -1)
-    with_gate, _ = adaptive_mask(img, [face], person, SkinParams())
-    without, _ = adaptive_mask(img, [face], None, SkinParams())
+    with_gate, *_ = adaptive_mask(img, [face], person, SkinParams())
+    without, *_ = adaptive_mask(img, [face], None, SkinParams())
     assert without[350, 30] == 255 and with_gate[350, 30] == 0
     # A segmenter that does not see a person at the face does not gate (nor seed).
     empty = np.zeros(img.shape[:2], np.float32)
-    _, used = adaptive_mask(img, [face], empty, SkinParams())
+    _, used, *_ = adaptive_mask(img, [face], empty, SkinParams())
     assert used == []
 
 
