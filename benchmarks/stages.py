@@ -77,7 +77,8 @@ def main() -> None:
             t = lap("adaptive skin model", t)
             mask = clean_mask(estimate.mask, config.cleanup)
             t = lap("clean-up", t)
-            mask = fill_lesions(mask, small, estimate.keep_out, not estimate.faces and not candidate_faces(faces))
+            mask = fill_lesions(mask, small, estimate.keep_out, not estimate.faces and not candidate_faces(faces),
+                                 estimate.face_area, estimate.hair_like)
             t = lap("lesions", t)
             mask = cv2.threshold(cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_LINEAR),
                                  127, 255, cv2.THRESH_BINARY)[1]

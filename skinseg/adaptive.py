@@ -99,8 +99,9 @@ class AdaptiveParams:
 # Wide chroma box used only to vet seed pixels: it holds ~99 % of the annotated
 # skin pixels of every evaluation set (the original 135-180 / 85-135 box
 # rejects pale skin).
+_WIDE_CR, _WIDE_CB = (130, 186), (70, 136)          # half-open ranges
 _WIDE = np.zeros((256, 256), bool)
-_WIDE[130:186, 70:136] = True
+_WIDE[slice(*_WIDE_CR), slice(*_WIDE_CB)] = True
 
 def plausible(face: Face, g: Optional[FaceGeometry], p: AdaptiveParams) -> bool:
     """A face the landmarker confirmed with a mesh, or (without the mesh model)
@@ -354,8 +355,7 @@ _DISK5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 def _wide_box(ycc: np.ndarray) -> np.ndarray:
     """0/255: the wide chroma box (about 99 % of the annotated skin of every
     evaluation set), not too dark or too bright for its chroma to mean much."""
-    inside = _WIDE[ycc[..., 1], ycc[..., 2]] & (ycc[..., 0] >= 40) & (ycc[..., 0] <= 245)
-    return np.where(inside, 255, 0).astype(np.uint8)
+    return cv2.inRange(ycc, (40, _WIDE_CR[0], _WIDE_CB[0]), (245, _WIDE_CR[1] - 1, _WIDE_CB[1] - 1))
 
 
 def _held_to_evidence(mask: np.ndarray, box: np.ndarray, p: AdaptiveParams) -> np.ndarray:
