@@ -85,6 +85,57 @@ def _jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
     return None
 
 
+def plain_jpeg(data: bytes) -> bool:
+    """A JPEG that every reader decodes to the pixels decode_image gives:
+    well-formed segments up to the scan, a baseline, extended or progressive
+    frame of 8-bit samples in 3 components, no EXIF rotation, an end marker.
+    Its bytes can then stand for the decoded image (written as is, not
+    compressed a second time)."""
+    if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
+        return False
+    i, n, frame = 2, len(data), False
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return False                # stray bytes: a reader may give up where OpenCV did not
+        marker = data[i + 1]
+        if marker == 0xFF:              # fill byte
+            i += 1
+            continue
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        segment = data[i + 4:i + 2 + length]
+        if length < 2 or len(segment) != length - 2:
+            return False
+        if marker == 0xDA:              # start of scan: the frame header came first
+            return frame
+        if marker in (0xC0, 0xC1, 0xC2):
+            frame = len(segment) >= 6 and segment[0] == 8 and segment[5] == 3
+            if not frame:
+                return False
+        elif 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xCC):
+            return False                # lossless, hierarchical or arithmetic-coded frames
+        elif marker == 0xE1 and segment[:6] == b"Exif\x00\x00" and _exif_orientation(segment[6:]) != 1:
+            return False
+        i += 2 + length
+    return False
+
+
+def _exif_orientation(tiff: bytes) -> Optional[int]:
+    """The orientation tag of EXIF's first image directory: 1 when absent,
+    None when the directory cannot be read."""
+    try:
+        order = {b"II": "<", b"MM": ">"}[tiff[:2]]
+        (offset,) = struct.unpack(order + "I", tiff[4:8])
+        (count,) = struct.unpack(order + "H", tiff[offset:offset + 2])
+        for k in range(count):
+            entry = tiff[offset + 2 + 12 * k:offset + 14 + 12 * k]
+            tag, kind = struct.unpack(order + "HH", entry[:4])
+            if tag == 0x0112:
+                return struct.unpack(order + "H", entry[8:10])[0] if kind == 3 else None
+        return 1
+    except (KeyError, struct.error):
+        return None
+
+
 def _tiff_size(data: bytes) -> Optional[tuple[int, int]]:
     endian = "<" if data[:2] == b"II" else ">"
     try:
@@ -295,8 +346,13 @@ def max_file_bytes(max_pixels: int) -> int:
 
 def read_image(path: Path, max_pixels: int, reduce: int = 1) -> np.ndarray:
     """Read a source image file; see decode_image."""
+    return decode_image(read_source(path, max_pixels), max_pixels, reduce)
+
+
+def read_source(path: Path, max_pixels: int) -> bytes:
+    """A source image file's bytes (regular files only, capped), or ImageReadError."""
     try:
-        data = read_regular_file(path, max_file_bytes(max_pixels))
+        return read_regular_file(path, max_file_bytes(max_pixels))
     except NotReadable as exc:
         raise ImageReadError(str(exc)) from None
     except FileNotFoundError:
@@ -307,7 +363,6 @@ def read_image(path: Path, max_pixels: int, reduce: int = 1) -> np.ndarray:
         raise ImageReadError("permission denied: the file cannot be read") from None
     except OSError as exc:
         raise ImageReadError(f"the file could not be read: {exc.strerror or exc}") from None
-    return decode_image(data, max_pixels, reduce)
 
 
 # ---------------------------------------------------------------- writing

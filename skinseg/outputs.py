@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import OutputParams
 from .discover import name_bytes
-from .imageio import encode_image, encode_indexed_png, grey_png_with_palette
+from .imageio import encode_image, encode_indexed_png, grey_png_with_palette, plain_jpeg
 
 # The ignore value of the train-ready layout's masks: 255 (the VOC and
 # Ultralytics convention) in 8-bit masks; 65535 in 16-bit ones, where 255 is
@@ -129,15 +129,27 @@ IMAGE_FILES = ("image",)
 LABEL_FILES = ("mask", "preview", "skin_mask")
 
 
+def copies_source(output: OutputParams, source: bytes, region: tuple[int, int, int, int],
+                  size: tuple[int, int]) -> bool:
+    """Whether the image file is the source file unchanged: the whole photo
+    with its background, as JPEG, from a plain JPEG (imageio.plain_jpeg).
+    Compressing it again would only lose detail, and cost time."""
+    return (output.image_background == "original" and output.image_extension == ".jpg"
+            and tuple(region) == (0, 0, size[0], size[1]) and plain_jpeg(source))
+
+
 def render(crop: np.ndarray | None, skin: np.ndarray | None, class_id: int, dtype: str, output: OutputParams,
-           kinds: tuple[str, ...] = IMAGE_FILES + LABEL_FILES) -> dict[str, bytes]:
+           kinds: tuple[str, ...] = IMAGE_FILES + LABEL_FILES, image_as_is: bytes | None = None) -> dict[str, bytes]:
     """The files of one image, encoded, by kind: 'image', 'mask', 'preview'
     and, in the train-ready layout, 'skin_mask'; only the `kinds` asked for
     (a re-render renders only what an option change affects).  `crop` is
     needed for the image, `skin` (0/255 over the crop) for everything but an
-    image that keeps the background."""
+    image that keeps the background.  `image_as_is`: the image file's bytes
+    when the source file can be written unchanged (see copies_source)."""
     files = {}
-    if "image" in kinds:
+    if "image" in kinds and image_as_is is not None:
+        files["image"] = image_as_is
+    elif "image" in kinds:
         files["image"] = encode_image(skin_only_image(crop, skin, output.image_background), output.image_extension,
                                       output.jpeg_quality)
     if any(kind in kinds for kind in LABEL_FILES):

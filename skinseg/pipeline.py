@@ -1,7 +1,7 @@
 """One image from source file to written outputs.
 
 Stages, each a function on arrays that can be tested alone:
-read (imageio.read_image) -> working copy -> faces (face.FaceDetector)
+read (imageio.read_source, decode_image) -> working copy -> faces (face.FaceDetector)
 -> skin (adaptive.adaptive_mask, or skin.rules_mask) -> clean-up
 (cleanup.clean_mask) -> region (crop.crop_region) -> render (outputs) -> write
 (atomic).  `process_image` runs them and returns the manifest record; it
@@ -27,7 +27,7 @@ from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
 from .face import DetectorPlan, Face, FaceDetector, best_face, open_detector, plan_detector
-from .imageio import ImageReadError, atomic_write_bytes, downscaled, encode_image, read_image
+from .imageio import ImageReadError, atomic_write_bytes, decode_image, downscaled, encode_image, read_source, sniff
 from .lesions import fill_lesions
 from .mesh import FaceMesher, open_mesher, plan_mesher, with_meshes
 from .models import ModelPlan
@@ -262,13 +262,17 @@ def _write_files(runtime: Runtime, files: dict[str, bytes]) -> None:
 
 
 def _rendered(runtime: Runtime, task: ImageTask, kinds: tuple[str, ...], bgr: Optional[np.ndarray],
-              region: tuple[int, int, int, int], skin: Optional[np.ndarray], thumbnails: bool) -> dict[str, bytes]:
-    """The files of `kinds` (and the report's thumbnails), by dst-relative path."""
+              region: tuple[int, int, int, int], skin: Optional[np.ndarray], thumbnails: bool,
+              source: Optional[bytes]) -> dict[str, bytes]:
+    """The files of `kinds` (and the report's thumbnails), by dst-relative
+    path.  bgr may be None when the image is not drawn or is the source
+    file as is (outputs.copies_source)."""
     x0, y0, x1, y1 = region
     output = runtime.config.output
     paths = output_paths(task, output)
     crop = bgr[y0:y1, x0:x1] if bgr is not None else None
-    files = outputs.render(crop, skin, task.class_id, runtime.mask_dtype, output, kinds)
+    as_is = source if source is not None and _copies_source(output, source, region) else None
+    files = outputs.render(crop, skin, task.class_id, runtime.mask_dtype, output, kinds, as_is)
     written = {paths[kind]: data for kind, data in files.items()}
     if "mask" in files and output.layout == "train-ready":
         written[stored_skin_path(task.split, task.stem)] = outputs.stored_skin_png(skin)
@@ -279,6 +283,11 @@ def _rendered(runtime: Runtime, task: ImageTask, kinds: tuple[str, ...], bgr: Op
         for kind, relative in outputs.thumbnail_paths(task.source, task.segmentation, task.class_id).items():
             written[relative] = encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)
     return written
+
+
+def _copies_source(output: OutputParams, source: bytes, region: tuple[int, int, int, int]) -> bool:
+    header = sniff(source)
+    return header.size is not None and outputs.copies_source(output, source, region, header.size)
 
 
 def _written_record(task: ImageTask, output: OutputParams, record: Record) -> Record:
@@ -295,7 +304,8 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     config = runtime.config
     try:
         with native_stderr_silenced():       # libjpeg/libpng/TFLite chatter
-            bgr = read_image(runtime.src / task.source, config.max_pixels)
+            source = read_source(runtime.src / task.source, config.max_pixels)
+            bgr = decode_image(source, config.max_pixels)
             record.size = [bgr.shape[1], bgr.shape[0]]
             result = segment(bgr, config, engines)
     except ImageReadError as exc:
@@ -316,7 +326,7 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
                          f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
         return record
     _write_files(runtime, _rendered(runtime, task, outputs.IMAGE_FILES + outputs.LABEL_FILES, bgr, result.region,
-                                    result.mask, task.thumbnails))
+                                    result.mask, task.thumbnails, source))
     return _written_record(task, config.output, record)
 
 
@@ -345,20 +355,27 @@ def rerender(task: ImageTask, runtime: Runtime) -> Optional[Record]:
     thumbs = task.thumbnails and not all(
         (runtime.dst / p).is_file() for p in outputs.thumbnail_paths(task.source, task.segmentation,
                                                                       task.class_id).values())
-    want_pixels = "image" in task.render or thumbs
+    want_source = "image" in task.render or thumbs
     want_skin = (thumbs or any(kind in outputs.LABEL_FILES for kind in task.render)
                  or ("image" in task.render and output.image_background != "original"))
+    source = bgr = None
     try:
         with native_stderr_silenced():
-            bgr = read_image(runtime.src / task.source, runtime.config.max_pixels) if want_pixels else None
+            if want_source:
+                source = read_source(runtime.src / task.source, runtime.config.max_pixels)
+                # An image written as the source file needs no pixels (a plain
+                # JPEG is upright: its header's size is the recorded one).
+                if thumbs or not _copies_source(output, source, region):
+                    bgr = decode_image(source, runtime.config.max_pixels)
     except ImageReadError:
         return None
-    if bgr is not None and [bgr.shape[1], bgr.shape[0]] != previous.size:
+    size = [bgr.shape[1], bgr.shape[0]] if bgr is not None else list(sniff(source).size) if source else None
+    if size is not None and size != previous.size:
         return None
     skin = _stored_skin(runtime.dst, previous) if want_skin else None
     if want_skin and (skin is None or skin.shape != (y1 - y0, x1 - x0)):
         return None
-    _write_files(runtime, _rendered(runtime, task, task.render, bgr, region, skin, thumbs))
+    _write_files(runtime, _rendered(runtime, task, task.render, bgr, region, skin, thumbs, source))
     record = dataclasses.replace(previous, split=task.split, class_name=task.class_name, class_id=task.class_id,
                                  image=None, mask=None, preview=None, skin_mask=None, fingerprint=task.fingerprint,
                                  segmentation=task.segmentation, rendering=task.rendering)

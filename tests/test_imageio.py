@@ -193,3 +193,18 @@ def test_masks_are_written_as_pngs_that_read_back_exactly():
     assert (rows[:, 0] == 0).all()
     wide = mask.astype(np.uint16) * 300                      # 16-bit masks: OpenCV's encoder
     assert (cv2.imdecode(np.frombuffer(encode_image(wide, ".png"), np.uint8), cv2.IMREAD_UNCHANGED) == wide).all()
+
+
+def test_plain_jpegs_are_those_every_reader_decodes_as_opencv_does():
+    from skinseg.imageio import plain_jpeg
+
+    colour = np.random.default_rng(1).integers(0, 255, (40, 60, 3), np.uint8)
+    baseline = cv2.imencode(".jpg", colour)[1].tobytes()
+    assert plain_jpeg(baseline)
+    assert plain_jpeg(cv2.imencode(".jpg", colour, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes())
+    assert plain_jpeg(with_exif_orientation(baseline, 1))
+    assert not plain_jpeg(with_exif_orientation(baseline, 6))           # turned upright on decoding
+    assert not plain_jpeg(cv2.imencode(".jpg", colour[..., 0])[1].tobytes())   # grey: one component
+    assert not plain_jpeg(baseline[:-100])                               # truncated
+    assert not plain_jpeg(baseline[:2] + b"\x00" + baseline[2:])         # a stray byte before a marker
+    assert not plain_jpeg(cv2.imencode(".png", colour)[1].tobytes())

@@ -15,7 +15,7 @@ import pytest
 from test_hardening import dataset_files
 
 import skinseg
-from conftest import BLUE_BGR, REPO, make_dataset, read_manifest, run_cli, skin_image
+from conftest import BLUE_BGR, REPO, make_dataset, read_manifest, run_cli, skin_image, with_exif_orientation
 from skinseg import models
 from skinseg.config import CleanupParams, FaceParams, OutputParams, PipelineConfig
 from skinseg.discover import divide
@@ -244,3 +244,23 @@ def test_the_report_stays_small_whatever_the_number_of_images_and_classes(tmp_pa
     assert f"… and {len(records) - FILES_SHOWN} more" in page and f"… and {2 * FILES_SHOWN} more" in page
     assert "… and 20 more classes" in page
     assert page.count("broken ") <= FILES_SHOWN + 2 and len(page) < 300_000
+
+
+def test_a_whole_photo_kept_with_its_background_is_the_source_file_unchanged(tmp_path):
+    # Compressing a JPEG again only loses detail: the image file is the source
+    # file, byte for byte, when it is the whole photo kept as it is; a photo
+    # that EXIF turns upright is written upright, re-encoded.
+    plain = cv2.imencode(".jpg", skin_image(150, 110))[1].tobytes()
+    src = make_dataset(tmp_path / "src", {"train/Acne/plain.jpg": plain,
+                                          "train/Acne/turned.jpg": with_exif_orientation(plain, 6)})
+    for dst, first in ((tmp_path / "fresh", ()), (tmp_path / "rerendered", ("--background", "black"))):
+        if first:
+            build(src, dst, "--no-crop", *first, expect=0)
+        build(src, dst, "--no-crop", "--background", "original", expect=0)
+        images = {record["source"]: dst / record["image"] for record in read_manifest(dst)}
+        assert images["train/Acne/plain.jpg"].read_bytes() == plain
+        turned = cv2.imread(str(images["train/Acne/turned.jpg"]), cv2.IMREAD_UNCHANGED)
+        assert images["train/Acne/turned.jpg"].read_bytes() != with_exif_orientation(plain, 6)
+        assert turned.shape[:2] == (150, 110)                  # upright: portrait
+    assert run_info(tmp_path / "rerendered")["segmented"] == 0
+    assert dataset_files(tmp_path / "fresh") == dataset_files(tmp_path / "rerendered")
