@@ -199,7 +199,8 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               help="Path to a MediaPipe face_landmarker.task (default: downloaded to the cache).")
 @click.option("--fill-lesions/--no-fill-lesions", default=True, show_default=True,
               help="adaptive: put back as skin the lesions the colour model leaves out (moles, wounds, rashes: "
-                   "non-skin regions surrounded by skin that do not look like the photo's background).")
+                   "non-skin regions surrounded by skin that do not look like the photo's background; on "
+                   "dermoscopy photos, the lens's field of view).")
 @click.option("--kernel-size", type=click.IntRange(0, 101), default=_DEFAULTS.cleanup.kernel_size, show_default=True,
               help="Elliptical kernel of the open/close clean-up, pixels (0 or 1 = none).")
 @click.option("--morph-iterations", type=click.IntRange(0, 20), default=_DEFAULTS.cleanup.iterations,

@@ -26,6 +26,7 @@ from .adaptive import adaptive_mask, candidate_faces
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
+from .dermoscopy import within_field_of_view
 from .face import DetectorPlan, Face, FaceDetector, best_face, open_detector, plan_detector
 from .imageio import ImageReadError, atomic_write_bytes, decode_image, downscaled, encode_image, read_source, sniff
 from .lesions import fill_lesions
@@ -213,7 +214,8 @@ def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
 def working_mask(small: np.ndarray, faces: list[Face], person: Optional[np.ndarray],
                  config: PipelineConfig) -> tuple[np.ndarray, list[Face]]:
     """The adaptive method on the working copy: skin estimate, clean-up, the
-    lesions put back; (0/255 mask, the faces that seeded the skin model)."""
+    lesions put back (and a dermoscope's field of view); (0/255 mask, the
+    faces that seeded the skin model)."""
     estimate = adaptive_mask(small, faces, person, config.skin)
     mask = clean_mask(estimate.mask, config.cleanup)
     if config.skin.fill_lesions:
@@ -221,6 +223,9 @@ def working_mask(small: np.ndarray, faces: list[Face], person: Optional[np.ndarr
         # makes this a photo of people, whose gaps are not lesions).
         close_up = not estimate.faces and not candidate_faces(faces)
         mask = fill_lesions(mask, small, estimate.keep_out, close_up, estimate.face_area, estimate.hair_like)
+        if close_up:
+            # A dermoscopy photo: its lens's disc is skin, its vignette is not.
+            mask = within_field_of_view(mask, small, estimate.keep_out)
     return mask, estimate.faces
 
 
