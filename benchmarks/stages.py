@@ -29,6 +29,7 @@ from skinseg import outputs  # noqa: E402
 from skinseg.adaptive import adaptive_mask, candidate_faces  # noqa: E402
 from skinseg.cleanup import clean_mask  # noqa: E402
 from skinseg.config import PipelineConfig  # noqa: E402
+from skinseg.dermoscopy import within_field_of_view  # noqa: E402
 from skinseg.face import open_detector, plan_detector  # noqa: E402
 from skinseg.imageio import atomic_write_bytes, encode_image, read_image  # noqa: E402
 from skinseg.lesions import fill_lesions  # noqa: E402
@@ -80,6 +81,9 @@ def main() -> None:
             mask = fill_lesions(mask, small, estimate.keep_out, not estimate.faces and not candidate_faces(faces),
                                  estimate.face_area, estimate.hair_like)
             t = lap("lesions", t)
+            if not estimate.faces and not candidate_faces(faces):
+                mask = within_field_of_view(mask, small, estimate.keep_out)
+            t = lap("dermoscope's field of view (close-ups)", t)
             mask = cv2.threshold(cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_LINEAR),
                                  127, 255, cv2.THRESH_BINARY)[1]
             t = lap("mask to full size", t)
