@@ -79,7 +79,7 @@ def main() -> None:
             mask = clean_mask(estimate.mask, config.cleanup)
             t = lap("clean-up", t)
             mask = fill_lesions(mask, small, estimate.keep_out, not estimate.faces and not candidate_faces(faces),
-                                 estimate.face_area, estimate.hair_like)
+                                 estimate.face_area, estimate.hair_like, bins=estimate.bins)
             t = lap("lesions", t)
             if not estimate.faces and not candidate_faces(faces):
                 mask = within_field_of_view(mask, small, estimate.keep_out)

@@ -202,7 +202,6 @@ def _texture_likelihood(texture: np.ndarray, weight: float) -> np.ndarray:
     return (counts / counts.sum()) ** weight
 
 
-EVERY_2ND = (slice(None, None, 2), slice(None, None, 2))
 MIN_SAMPLES = 200
 
 
@@ -228,7 +227,8 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     The decision depends only on (colour bin, texture bin), so it is made once
     per pair that occurs in the image and looked up per pixel.
     """
-    sub, sub_ycc, sub_seed = bins[EVERY_2ND], ycc[EVERY_2ND], seed[EVERY_2ND] > 0
+    every_2nd = colour_model.EVERY_2ND
+    sub, sub_ycc, sub_seed = bins[every_2nd], ycc[every_2nd], seed[every_2nd] > 0
     samples = sub_ycc[sub_seed]
     if len(samples) < MIN_SAMPLES:                   # a small image or seed: every pixel of it
         samples, sub_seed = ycc[seed > 0], None
@@ -242,9 +242,9 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     # Other: far from the model, or outside the person.
     other = colour_model.lookup(d2 > p.ratio_bg_dist ** 2, sub)
     if person_ok is not None:
-        other |= ~person_ok[EVERY_2ND]
+        other |= ~person_ok[every_2nd]
     texture = _texture_bins(ycc)
-    sub_texture = texture[EVERY_2ND]
+    sub_texture = texture[every_2nd]
     weight = p.texture_weight
 
     seed_texture = sub_texture[sub_seed] if sub_seed is not None else texture[seed > 0]
@@ -255,7 +255,7 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     hair_like = None
     if hair_zone is not None:
         # Hair: what is unlike the face's skin in the zone.
-        hair = (hair_zone[EVERY_2ND] > 0) & colour_model.lookup(d2 > p.hair_dist ** 2, sub)
+        hair = (hair_zone[every_2nd] > 0) & colour_model.lookup(d2 > p.hair_dist ** 2, sub)
         hair_model = colour_model.fit(sub_ycc[hair], 1.0, p.chroma_floor) \
             if np.count_nonzero(hair) >= p.min_hair_pixels else None
         if hair_model is not None:
@@ -281,6 +281,7 @@ class SkinEstimate(NamedTuple):
     keep_out: Optional[np.ndarray]    # 0/255: what must stay not skin (the faces' features, outside the people)
     face_area: Optional[np.ndarray]   # 0/255: inside the seeding faces' ovals (a lesion there is the face's)
     hair_like: Optional[np.ndarray]   # 0/255: colours of the person's hair (a beard is not a lesion)
+    bins: np.ndarray                  # colour_model.bin_index of the working copy (the lesion stage reuses it)
 
 
 def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarray], rules: SkinParams,
@@ -346,7 +347,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         mask[keep_out > 0] = 0
     if cv2.countNonZero(mask) >= p.balloon_fraction * mask.size:
         mask = _held_to_evidence(mask, box if box is not None else rules_mask(bgr, rules, ycc), p)
-    return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like)
+    return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like, bins)
 
 
 _DISK5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))

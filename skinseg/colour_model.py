@@ -31,6 +31,7 @@ K = 256.0                # partial normalisation: shading-tolerant, yet keeps sa
 Y_SHIFT, C_SHIFT = 4, 2
 Y_BINS, C_BINS = 256 >> Y_SHIFT, 256 >> C_SHIFT
 BIN_COUNT = Y_BINS * C_BINS * C_BINS
+EVERY_2ND = (slice(None, None, 2), slice(None, None, 2))     # a subsample with plenty of pixels for densities
 
 _CHROMA_BIN = (((np.arange(65536) >> 8 >> C_SHIFT) * C_BINS) + ((np.arange(65536) & 255) >> C_SHIFT)).astype(np.uint16)
 _Y_BIN = ((np.arange(256) >> Y_SHIFT) * C_BINS * C_BINS).astype(np.uint16)

@@ -86,11 +86,11 @@ def _bays(mask: np.ndarray, radius: int) -> np.ndarray:
 BAY_DISK = 6      # radius in pixels at which bays are looked for
 
 
-def _background_like(candidates: np.ndarray, background: np.ndarray, bgr: np.ndarray,
+def _background_like(candidates: np.ndarray, background: np.ndarray, bins: np.ndarray,
                      p: LesionParams) -> np.ndarray:
-    """Per candidate pixel, True where its region has mostly the background's colours."""
-    bins = colour_model.bin_index(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb))
-    every_2nd = (slice(None, None, 2), slice(None, None, 2))      # plenty of samples
+    """Per candidate pixel, True where its region has mostly the background's
+    colours (bins: colour_model.bin_index of the photo)."""
+    every_2nd = colour_model.EVERY_2ND
     sample, sample_bins = background[every_2nd], bins[every_2nd]
     density = colour_model.nonskin_density(sample_bins, sample)
     typical = density >= np.percentile(density[sample_bins[sample]], p.background_typical)
@@ -103,7 +103,7 @@ def _background_like(candidates: np.ndarray, background: np.ndarray, bgr: np.nda
 
 def fill_lesions(mask: np.ndarray, bgr: np.ndarray, keep_out: Optional[np.ndarray], close_up: bool,
                  face_area: Optional[np.ndarray] = None, hair_like: Optional[np.ndarray] = None,
-                 p: LesionParams = LesionParams()) -> np.ndarray:
+                 p: LesionParams = LesionParams(), bins: Optional[np.ndarray] = None) -> np.ndarray:
     """mask (0/255, after the clean-up) with the lesions it leaves out put back.
 
     bgr: the image of the mask; keep_out: 0/255 pixels that must stay not
@@ -111,7 +111,8 @@ def fill_lesions(mask: np.ndarray, bgr: np.ndarray, keep_out: Optional[np.ndarra
     inside the faces' ovals, where any non-skin that does not look like the
     photo's background (a fringe of hair does) is a lesion of the face, also
     at the edge of its skin; hair_like: 0/255 colours of the person's hair
-    (a beard or a curl over the forehead is not a lesion).
+    (a beard or a curl over the forehead is not a lesion); bins: bgr's
+    colour_model.bin_index when already computed (adaptive.SkinEstimate.bins).
     """
     # Holes, also those a hair or a crack connects to the outside by a thin
     # channel (close-ups): enclosed once the channel is closed.
@@ -130,7 +131,9 @@ def fill_lesions(mask: np.ndarray, bgr: np.ndarray, keep_out: Optional[np.ndarra
     background = (mask == 0) & ~candidates
     accept = candidates
     if np.count_nonzero(background) >= p.min_background * mask.size:
-        accept = candidates & ~_background_like(candidates, background, bgr, p)
+        if bins is None:
+            bins = colour_model.bin_index(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb))
+        accept = candidates & ~_background_like(candidates, background, bins, p)
         if close_up:
             accept |= holes & candidates
     out = mask.copy()
