@@ -78,10 +78,10 @@ def main() -> None:
             t = lap("adaptive skin model", t)
             mask = clean_mask(estimate.mask, config.cleanup)
             t = lap("clean-up", t)
-            mask = fill_lesions(mask, small, estimate.keep_out, not estimate.faces and not candidate_faces(faces),
+            mask = fill_lesions(mask, small, estimate.keep_out, estimate.close_up,
                                  estimate.face_area, estimate.hair_like, bins=estimate.bins)
             t = lap("lesions", t)
-            if not estimate.faces and not candidate_faces(faces):
+            if estimate.close_up:
                 mask = within_field_of_view(mask, small, estimate.keep_out)
             t = lap("dermoscope's field of view (close-ups)", t)
             mask = cv2.threshold(cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_LINEAR),

@@ -282,6 +282,7 @@ class SkinEstimate(NamedTuple):
     face_area: Optional[np.ndarray]   # 0/255: inside the seeding faces' ovals (a lesion there is the face's)
     hair_like: Optional[np.ndarray]   # 0/255: colours of the person's hair (a beard is not a lesion)
     bins: np.ndarray                  # colour_model.bin_index of the working copy (the lesion stage reuses it)
+    close_up: bool                    # no plausible face at all: a skin close-up (lesions.py, dermoscopy.py)
 
 
 def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarray], rules: SkinParams,
@@ -296,7 +297,8 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
     used: list[tuple[Face, FaceGeometry]] = []
     seed = np.zeros(ycc.shape[:2], np.uint8)
     supported = False
-    for face, g in candidate_faces(faces, p):
+    candidates = candidate_faces(faces, p)
+    for face, g in candidates:
         # A real face belongs to a person: with a segmenter, it must agree.
         confirmed = person is not None and _person_support(person, g) >= p.person_thresh
         supported |= confirmed
@@ -347,7 +349,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         mask[keep_out > 0] = 0
     if cv2.countNonZero(mask) >= p.balloon_fraction * mask.size:
         mask = _held_to_evidence(mask, box if box is not None else rules_mask(bgr, rules, ycc), p)
-    return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like, bins)
+    return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like, bins, not candidates)
 
 
 _DISK5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))

@@ -219,12 +219,11 @@ def working_mask(small: np.ndarray, faces: list[Face], person: Optional[np.ndarr
     estimate = adaptive_mask(small, faces, person, config.skin)
     mask = clean_mask(estimate.mask, config.cleanup)
     if config.skin.fill_lesions:
-        # A close-up: no face at all (a face too small to seed the model still
-        # makes this a photo of people, whose gaps are not lesions).
-        close_up = not estimate.faces and not candidate_faces(faces)
-        mask = fill_lesions(mask, small, estimate.keep_out, close_up, estimate.face_area, estimate.hair_like,
-                            bins=estimate.bins)
-        if close_up:
+        # A close-up has no face at all (a face too small to seed the model
+        # still makes this a photo of people, whose gaps are not lesions).
+        mask = fill_lesions(mask, small, estimate.keep_out, estimate.close_up, estimate.face_area,
+                            estimate.hair_like, bins=estimate.bins)
+        if estimate.close_up:
             # A dermoscopy photo: its lens's disc is skin, its vignette is not.
             mask = within_field_of_view(mask, small, estimate.keep_out)
     return mask, estimate.faces
