@@ -41,7 +41,7 @@ import numpy as np
 
 from . import colour_model
 from .config import SkinParams
-from .face import Face
+from .face import Face, confidence_order
 from .facemap import (
     FaceGeometry,
     draw_eyes,
@@ -168,7 +168,7 @@ def _person_support(person: np.ndarray, g: FaceGeometry) -> float:
 
 def candidate_faces(faces: list[Face], p: AdaptiveParams = AdaptiveParams()) -> list[tuple[Face, FaceGeometry]]:
     """The most confident faces whose layout is plausible, with their geometry."""
-    ranked = sorted(faces, key=lambda f: (-(1.0 if f.score is None else f.score), f.box))[:p.max_faces]
+    ranked = sorted(faces, key=confidence_order)[:p.max_faces]
     out = []
     for face in ranked:
         g = face_geometry(face)

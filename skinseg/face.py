@@ -67,6 +67,11 @@ class FaceDetector(Protocol):
     def close(self) -> None: ...
 
 
+def confidence_order(face: Face) -> tuple:
+    """Sort key: the most confident face first (no score counts as sure), ties by box."""
+    return -(1.0 if face.score is None else face.score), face.box
+
+
 def best_face(faces: list[Face]) -> Optional[Face]:
     """The face the image is about: the largest, weighted by confidence, so a
     big confident face beats a small background face listed first."""

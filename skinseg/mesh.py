@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ._quiet import native_stderr_silenced
-from .face import Face
+from .face import Face, confidence_order
 from .models import FACE_LANDMARKER, ModelPlan, plan_optional_model
 
 # Landmark indices of the outlines, each in order around the region
@@ -138,8 +138,7 @@ def with_meshes(mesher: Optional[FaceMesher], bgr: np.ndarray, faces: list[Face]
     """The faces, the `limit` most confident with their mesh attached."""
     if mesher is None or not faces:
         return faces
-    ranked = sorted(range(len(faces)), key=lambda i: (-(1.0 if faces[i].score is None else faces[i].score),
-                                                      faces[i].box))
+    ranked = sorted(range(len(faces)), key=lambda i: confidence_order(faces[i]))
     out = list(faces)
     for i in ranked[:limit]:
         out[i] = out[i].with_mesh(mesher.mesh(bgr, faces[i]), tried=True)

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import outputs
 from ._quiet import native_stderr_silenced
-from .adaptive import adaptive_mask, candidate_faces
+from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
@@ -39,7 +39,8 @@ from .state import STORED_SKIN_DIR
 IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, SKIN_MASKS_DIR = "images", "masks", "masks_preview", "skin_masks"
 OUTPUT_DIRS = (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, SKIN_MASKS_DIR)
 WORK_SIZE = 640       # long side of the copy that detection and the adaptive method work on
-MESHED_FACES = 8      # the most confident faces get a mesh; more are rare and cost ~10 ms each
+# The most confident faces get a mesh: those adaptive.candidate_faces looks at (a mesh costs ~5-10 ms).
+MESHED_FACES = AdaptiveParams().max_faces
 
 
 class OutputWriteError(Exception):
