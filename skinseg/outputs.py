@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .config import OutputParams
+from .crop import is_whole
 from .discover import name_bytes
 from .imageio import encode_image, encode_indexed_png, grey_png_with_palette, plain_jpeg
 
@@ -135,7 +136,7 @@ def copies_source(output: OutputParams, source: bytes, region: tuple[int, int, i
     with its background, as JPEG, from a plain JPEG (imageio.plain_jpeg).
     Compressing it again would only lose detail, and cost time."""
     return (output.image_background == "original" and output.image_extension == ".jpg"
-            and tuple(region) == (0, 0, size[0], size[1]) and plain_jpeg(source))
+            and is_whole(region, *size) and plain_jpeg(source))
 
 
 def render(crop: np.ndarray | None, skin: np.ndarray | None, class_id: int, dtype: str, output: OutputParams,

@@ -269,16 +269,16 @@ def _write_files(runtime: Runtime, files: dict[str, bytes]) -> None:
 
 def _rendered(runtime: Runtime, task: ImageTask, kinds: tuple[str, ...], bgr: Optional[np.ndarray],
               region: tuple[int, int, int, int], skin: Optional[np.ndarray], thumbnails: bool,
-              source: Optional[bytes]) -> dict[str, bytes]:
+              image_as_is: Optional[bytes]) -> dict[str, bytes]:
     """The files of `kinds` (and the report's thumbnails), by dst-relative
-    path.  bgr may be None when the image is not drawn or is the source
-    file as is (outputs.copies_source)."""
+    path.  image_as_is: the source file when it is the image file
+    (outputs.copies_source); bgr may then be None, as when the image is not
+    drawn."""
     x0, y0, x1, y1 = region
     output = runtime.config.output
     paths = output_paths(task, output)
     crop = bgr[y0:y1, x0:x1] if bgr is not None else None
-    as_is = source if source is not None and _copies_source(output, source, region) else None
-    files = outputs.render(crop, skin, task.class_id, runtime.mask_dtype, output, kinds, as_is)
+    files = outputs.render(crop, skin, task.class_id, runtime.mask_dtype, output, kinds, image_as_is)
     written = {paths[kind]: data for kind, data in files.items()}
     if "mask" in files and output.layout == "train-ready":
         written[stored_skin_path(task.split, task.stem)] = outputs.stored_skin_png(skin)
@@ -289,11 +289,6 @@ def _rendered(runtime: Runtime, task: ImageTask, kinds: tuple[str, ...], bgr: Op
         for kind, relative in outputs.thumbnail_paths(task.source, task.segmentation, task.class_id).items():
             written[relative] = encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)
     return written
-
-
-def _copies_source(output: OutputParams, source: bytes, region: tuple[int, int, int, int]) -> bool:
-    header = sniff(source)
-    return header.size is not None and outputs.copies_source(output, source, region, header.size)
 
 
 def _written_record(task: ImageTask, output: OutputParams, record: Record) -> Record:
@@ -331,8 +326,11 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
         record.reason = (f"too little skin: {fraction:.1%} of the {where} is skin, "
                          f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
         return record
+    # A plain JPEG is upright: the decoded size is its header's.
+    as_is = source if outputs.copies_source(config.output, source, result.region, (bgr.shape[1], bgr.shape[0])) \
+        else None
     _write_files(runtime, _rendered(runtime, task, outputs.IMAGE_FILES + outputs.LABEL_FILES, bgr, result.region,
-                                    result.mask, task.thumbnails, source))
+                                    result.mask, task.thumbnails, as_is))
     return _written_record(task, config.output, record)
 
 
@@ -364,24 +362,26 @@ def rerender(task: ImageTask, runtime: Runtime) -> Optional[Record]:
     want_source = "image" in task.render or thumbs
     want_skin = (thumbs or any(kind in outputs.LABEL_FILES for kind in task.render)
                  or ("image" in task.render and output.image_background != "original"))
-    source = bgr = None
+    as_is = bgr = None
     try:
         with native_stderr_silenced():
             if want_source:
                 source = read_source(runtime.src / task.source, runtime.config.max_pixels)
                 # An image written as the source file needs no pixels (a plain
                 # JPEG is upright: its header's size is the recorded one).
-                if thumbs or not _copies_source(output, source, region):
+                if "image" in task.render and sniff(source).size == tuple(previous.size) and \
+                        outputs.copies_source(output, source, region, tuple(previous.size)):
+                    as_is = source
+                if thumbs or as_is is None:
                     bgr = decode_image(source, runtime.config.max_pixels)
     except ImageReadError:
         return None
-    size = [bgr.shape[1], bgr.shape[0]] if bgr is not None else list(sniff(source).size) if source else None
-    if size is not None and size != previous.size:
+    if bgr is not None and [bgr.shape[1], bgr.shape[0]] != previous.size:
         return None
     skin = _stored_skin(runtime.dst, previous) if want_skin else None
     if want_skin and (skin is None or skin.shape != (y1 - y0, x1 - x0)):
         return None
-    _write_files(runtime, _rendered(runtime, task, task.render, bgr, region, skin, thumbs, source))
+    _write_files(runtime, _rendered(runtime, task, task.render, bgr, region, skin, thumbs, as_is))
     record = dataclasses.replace(previous, split=task.split, class_name=task.class_name, class_id=task.class_id,
                                  image=None, mask=None, preview=None, skin_mask=None, fingerprint=task.fingerprint,
                                  segmentation=task.segmentation, rendering=task.rendering)
