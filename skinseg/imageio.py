@@ -90,7 +90,9 @@ def plain_jpeg(data: bytes) -> bool:
     well-formed segments up to the scan, a baseline, extended or progressive
     frame of 8-bit samples in 3 components, no EXIF rotation, an end marker.
     Its bytes can then stand for the decoded image (written as is, not
-    compressed a second time)."""
+    compressed a second time).  Stricter than _jpeg_size's walk, which reads
+    the size as libjpeg does (stray bytes skipped) for the --max-pixels
+    check: a file that is copied must have none."""
     if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
         return False
     i, n, frame = 2, len(data), False
@@ -119,18 +121,26 @@ def plain_jpeg(data: bytes) -> bool:
     return False
 
 
+def _first_directory(tiff: bytes, order: str) -> Iterator[tuple[int, int, bytes]]:
+    """(tag, type, value field) of every entry of a TIFF's first image
+    directory (a TIFF file and an EXIF block share the layout); order is the
+    struct byte order.  Raises struct.error where the data is cut short."""
+    (offset,) = struct.unpack(order + "I", tiff[4:8])
+    (count,) = struct.unpack(order + "H", tiff[offset:offset + 2])
+    for k in range(count):
+        entry = tiff[offset + 2 + 12 * k:offset + 14 + 12 * k]
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        yield tag, kind, entry[8:12]
+
+
 def _exif_orientation(tiff: bytes) -> Optional[int]:
     """The orientation tag of EXIF's first image directory: 1 when absent,
     None when the directory cannot be read."""
     try:
         order = {b"II": "<", b"MM": ">"}[tiff[:2]]
-        (offset,) = struct.unpack(order + "I", tiff[4:8])
-        (count,) = struct.unpack(order + "H", tiff[offset:offset + 2])
-        for k in range(count):
-            entry = tiff[offset + 2 + 12 * k:offset + 14 + 12 * k]
-            tag, kind = struct.unpack(order + "HH", entry[:4])
+        for tag, kind, value in _first_directory(tiff, order):
             if tag == 0x0112:
-                return struct.unpack(order + "H", entry[8:10])[0] if kind == 3 else None
+                return struct.unpack(order + "H", value[:2])[0] if kind == 3 else None
         return 1
     except (KeyError, struct.error):
         return None
@@ -139,13 +149,9 @@ def _exif_orientation(tiff: bytes) -> Optional[int]:
 def _tiff_size(data: bytes) -> Optional[tuple[int, int]]:
     endian = "<" if data[:2] == b"II" else ">"
     try:
-        offset = struct.unpack(endian + "I", data[4:8])[0]
-        count = struct.unpack(endian + "H", data[offset:offset + 2])[0]
         width = height = None
-        for k in range(count):
-            entry = data[offset + 2 + 12 * k: offset + 14 + 12 * k]
-            tag, kind = struct.unpack(endian + "HH", entry[:4])
-            value = struct.unpack(endian + ("H" if kind == 3 else "I"), entry[8:10] if kind == 3 else entry[8:12])[0]
+        for tag, kind, field in _first_directory(data, endian):
+            value = struct.unpack(endian + ("H" if kind == 3 else "I"), field[:2] if kind == 3 else field)[0]
             if tag == 256:
                 width = value
             elif tag == 257:
