@@ -69,10 +69,6 @@ class ColourModel:
     y_sd_below: float         # ...and below it (shadows; dark pixels are where hair and clothing are)
     chroma_cov: np.ndarray    # (2, 2) chromaticity covariance of the skin itself
 
-    def chroma_radius(self) -> float:
-        """Largest chromaticity standard deviation: how broad the model is."""
-        return float(np.sqrt(np.linalg.eigvalsh(self.chroma_cov).max()))
-
 
 def fit(seed_ycc: np.ndarray, y_widen: float, chroma_floor: float, y_widen_below: Optional[float] = None,
         max_samples: int = 2000) -> Optional[ColourModel]:

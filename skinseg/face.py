@@ -51,8 +51,9 @@ class Face:
         return Face(tuple(int(round(c * factor)) for c in self.box), self.score, points, self.detector,
                     None if self.mesh is None else self.mesh * np.float32(factor), self.mesh_tried)
 
-    def with_mesh(self, mesh: Optional[np.ndarray], tried: bool = True) -> "Face":
-        return Face(self.box, self.score, self.keypoints, self.detector, mesh, tried)
+    def with_mesh(self, mesh: Optional[np.ndarray]) -> "Face":
+        """The face as the landmarker saw it: its mesh, or None where it found no face."""
+        return Face(self.box, self.score, self.keypoints, self.detector, mesh, True)
 
     def to_record(self) -> dict:
         return {"box": list(self.box), "score": None if self.score is None else round(self.score, 4),

@@ -25,8 +25,6 @@ from .face import Face
 _BOX_EYE_X = (0.313, 0.711)
 _BOX_EYE_Y = 0.325
 
-SEED_OVAL_SCALE = 1.0
-EXP_SEED, EXP_FEAT, EXP_ZONE = True, True, True
 FEATURE_OUTLINES = (M.RIGHT_EYE, M.LEFT_EYE, M.RIGHT_BROW, M.LEFT_BROW, M.LIPS, M.RIGHT_NOSTRIL, M.LEFT_NOSTRIL)
 
 
@@ -90,7 +88,7 @@ def draw_features(image: np.ndarray, g: FaceGeometry, value: int, grow: float = 
     value.  With a mesh: their outlines, grown by grow x the eye distance.
     Without: eye and lip ellipses sized from the mean ground-truth non-skin
     template in eye-distance units (eyes ~0.27 d wide, lips ~0.36 d)."""
-    if g.mesh is not None and EXP_FEAT:
+    if g.mesh is not None:
         polygons = [g.polygon(outline) for outline in FEATURE_OUTLINES]
         cv2.fillPoly(image, polygons, value)
         width = int(round(2 * grow * g.d))
@@ -107,13 +105,9 @@ def draw_seed_region(image: np.ndarray, g: FaceGeometry, value: int) -> None:
     """Where skin colour is sampled: the face below the brows (a fringe never
     reaches there), inside the oval, without eyes, lips and nostrils (drawn
     by the caller).  Without a mesh: an ellipse around nose and cheeks."""
-    if g.mesh is not None and EXP_SEED:
+    if g.mesh is not None:
         region = np.zeros_like(image)
-        # The oval shrunk towards the nose: hair falling over the cheeks and
-        # the background at the oval's edge stay out.
-        oval = g.mesh[list(M.FACE_OVAL)].astype(np.float64)
-        nose = g.mesh[M.NOSE_TIP].astype(np.float64)
-        cv2.fillPoly(region, [np.round(nose + (oval - nose) * SEED_OVAL_SCALE).astype(np.int32)], 255)
+        draw_face_oval(region, g, 255)
         # Cut along the line through the brows' lower edges.
         brow = g.mesh[[55, 285]].astype(float).mean(0)
         top = brow - 0.1 * g.d * g.v
@@ -138,7 +132,7 @@ def draw_eyes(image: np.ndarray, g: FaceGeometry, value: int) -> None:
 
 def _oval(g: FaceGeometry) -> np.ndarray:
     """The face oval as a polygon: the mesh's, or an ellipse around the keypoints."""
-    if g.mesh is not None and EXP_ZONE:
+    if g.mesh is not None:
         return g.mesh[list(M.FACE_OVAL)].astype(np.float64)
     angles = np.linspace(0, 2 * np.pi, 36, endpoint=False)
     center = g.mid + 0.45 * g.d * g.v

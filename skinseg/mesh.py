@@ -61,7 +61,7 @@ def plan_mesher(enabled: bool, explicit_model: Optional[Path], show_progress: bo
                                show_progress)
 
 
-def face_crop(face: Face, width: int, height: int) -> tuple[float, float, float]:
+def face_crop(face: Face) -> tuple[float, float, float]:
     """(x0, y0, side) of the square around a face box that the landmarker sees:
     twice the box, so the whole head and some context are in it."""
     x0, y0, x1, y1 = face.box
@@ -101,10 +101,8 @@ class FaceMesher:
         landmarker sees no face where the detector found one."""
         import mediapipe as mp
 
-        height, width = bgr.shape[:2]
-        x0, y0, side = face_crop(face, width, height)
-        crop, scale = _square_crop(bgr, int(round(x0)), int(round(y0)), int(round(side)))
-        x0, y0 = int(round(x0)), int(round(y0))
+        x0, y0, side = (int(round(v)) for v in face_crop(face))
+        crop, scale = _square_crop(bgr, x0, y0, side)
         rgb = np.ascontiguousarray(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
         with native_stderr_silenced():
             result = self._landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
@@ -141,5 +139,5 @@ def with_meshes(mesher: Optional[FaceMesher], bgr: np.ndarray, faces: list[Face]
     ranked = sorted(range(len(faces)), key=lambda i: confidence_order(faces[i]))
     out = list(faces)
     for i in ranked[:limit]:
-        out[i] = out[i].with_mesh(mesher.mesh(bgr, faces[i]), tried=True)
+        out[i] = out[i].with_mesh(mesher.mesh(bgr, faces[i]))
     return out

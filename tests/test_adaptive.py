@@ -101,7 +101,7 @@ def test_a_face_under_flat_light_is_still_a_face():
 
 def test_a_detection_the_landmarker_rejected_is_not_a_face():
     img, face = synthetic_portrait()
-    no_mesh = face.with_mesh(None, tried=True)          # the landmarker looked and found nothing
+    no_mesh = face.with_mesh(None)                      # the landmarker looked and found nothing
     assert candidate_faces([no_mesh]) == []
     mask, used, *_ = adaptive_mask(img, [no_mesh], None, SkinParams())
     assert used == []
