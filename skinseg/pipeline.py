@@ -298,10 +298,15 @@ def _written_record(task: ImageTask, output: OutputParams, record: Record) -> Re
     return record
 
 
+def failed_record(task: ImageTask, reason: Optional[str] = None) -> Record:
+    """The task's record as it stands until the image is written."""
+    return Record(task.source, task.split, task.class_name, task.class_id, "failed", reason=reason,
+                  fingerprint=task.fingerprint, segmentation=task.segmentation, rendering=task.rendering)
+
+
 def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record:
     """Run every stage for one image; a bad image gives a 'failed' record."""
-    record = Record(task.source, task.split, task.class_name, task.class_id, "failed",
-                    fingerprint=task.fingerprint, segmentation=task.segmentation, rendering=task.rendering)
+    record = failed_record(task)
     config = runtime.config
     try:
         with native_stderr_silenced():       # libjpeg/libpng/TFLite chatter

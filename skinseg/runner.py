@@ -33,7 +33,17 @@ from multiprocessing.process import BaseProcess
 from typing import Callable, Iterator, Optional
 
 from . import _faults, forkserver
-from .pipeline import Engines, ImageTask, OutputWriteError, Record, Runtime, open_engines, process_image, rerender
+from .pipeline import (
+    Engines,
+    ImageTask,
+    OutputWriteError,
+    Record,
+    Runtime,
+    failed_record,
+    open_engines,
+    process_image,
+    rerender,
+)
 
 # Called with each image's record and whether its faces and skin were looked
 # for (False: its files were rendered again from its stored mask).
@@ -43,11 +53,6 @@ CRASHED = ("the worker process crashed while processing this image (native libra
            "the rest of the build went on")
 START_FAILED = ("worker processes exit as soon as they start (when calling skinseg from a script, call build() "
                 "under `if __name__ == \"__main__\":`)")
-
-
-def failed_record(task: ImageTask, reason: str) -> Record:
-    return Record(task.source, task.split, task.class_name, task.class_id, "failed", reason=reason,
-                  fingerprint=task.fingerprint, segmentation=task.segmentation, rendering=task.rendering)
 
 
 def timed_out_reason(seconds: float) -> str:
