@@ -126,3 +126,10 @@ def test_loader_reads_sixteen_bit_masks(tmp_path):
                                                     "mask": "masks/train/x.png"}) + "\n")
     item = SkinDataset(dst, "train")[0]
     assert item["mask"].dtype == np.uint16 and int(item["mask"][0, 0]) == 300
+
+
+def test_the_package_re_exports_exactly_the_api():
+    import skinseg
+    import skinseg.api
+
+    assert sorted(skinseg._API) == sorted(skinseg.api.__all__)
