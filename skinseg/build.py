@@ -72,14 +72,11 @@ from .pipeline import (
 )
 from .report import CLASSES_SHOWN, sample_per_class, write_report
 from .runner import WorkerStartError, run
-from .state import FINAL_STATE, STATE_DIR, STORED_SKIN_DIR
+from .state import BUILD_JSON, CLASSES_TXT, FINAL_STATE, MANIFEST, STATE_DIR, STORED_SKIN_DIR
 
 log = logging.getLogger("skinseg")
 
-MANIFEST = "manifest.jsonl"
 PREVIOUS_MANIFEST = "manifest-previous.jsonl"     # in STATE_DIR while the new manifest is written
-BUILD_JSON = "build.json"
-CLASSES_TXT = "classes.txt"
 LEGEND = f"{PREVIEWS_DIR}/legend.png"
 STATUSES = ("written", "skipped", "failed")
 FAILED_SHOWN = 10                                 # failed images a BuildResult names (the summary shows them)

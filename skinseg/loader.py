@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .discover import BACKGROUND_NAME, read_class_file
+from .state import BUILD_JSON, CLASSES_TXT, MANIFEST
 
 Size = Union[int, tuple[int, int]]      # side of a square, or (height, width)
 MASK_KEYS = ("mask", "skin_mask")
@@ -86,11 +87,11 @@ class SkinDataset:
     def __init__(self, root: Union[str, Path], split: str = "train", *, size: Optional[Size] = None,
                  channels: Literal["rgb", "bgr"] = "rgb", transform: Optional[Callable[[dict], dict]] = None):
         self.root = Path(root)
-        info = json.loads((self.root / "build.json").read_text(encoding="utf-8"))
+        info = json.loads((self.root / BUILD_JSON).read_text(encoding="utf-8"))
         self.layout: str = info.get("layout", "original")
         self.ignore_index: int = info.get("ignore_index", 0)
         self.mask_dtype: str = info.get("mask_dtype", "uint8")
-        self.classes: list[str] = [BACKGROUND_NAME] + read_class_file(self.root / "classes.txt")
+        self.classes: list[str] = [BACKGROUND_NAME] + read_class_file(self.root / CLASSES_TXT)
         self.split = split
         self.size = size
         self.channels = channels
@@ -103,7 +104,7 @@ class SkinDataset:
 
     @staticmethod
     def _manifest(root: Path) -> list[dict]:
-        with open(Path(root) / "manifest.jsonl", encoding="utf-8") as handle:
+        with open(Path(root) / MANIFEST, encoding="utf-8") as handle:
             return [json.loads(line) for line in handle if line.strip()]
 
     @classmethod

@@ -14,6 +14,11 @@ from typing import Optional
 
 from .config import PipelineConfig
 
+# The dataset-level files of dst (build.py writes them; loader.py reads them).
+MANIFEST = "manifest.jsonl"
+BUILD_JSON = "build.json"
+CLASSES_TXT = "classes.txt"
+
 STATE_DIR = ".skinseg"
 FINAL_STATE = "final.json"                # what the last finished build left (build._unchanged reads it)
 STORED_SKIN_DIR = f"{STATE_DIR}/skin"     # the train-ready layout's skin masks, kept to re-render from
@@ -28,7 +33,7 @@ def expected_work(dst: Path, pipeline: PipelineConfig) -> Optional[bool]:
     try:
         if not (dst / STATE_DIR / FINAL_STATE).is_file():
             return True
-        last = json.loads((dst / "build.json").read_text(encoding="utf-8"))["parameters"]
+        last = json.loads((dst / BUILD_JSON).read_text(encoding="utf-8"))["parameters"]
     except (OSError, ValueError, KeyError, TypeError):
         return True
     now = json.loads(json.dumps(pipeline.to_dict()))          # as build.json holds it: lists, not tuples
