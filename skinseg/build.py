@@ -584,13 +584,14 @@ class _Prepared:
             "warnings": list(self.discovery.warnings),
         }
 
-    def final_key(self, fingerprints) -> str:
-        """Identifies the dataset-level files: build.json's content (but its
-        run) and every image's fingerprint, in order."""
-        digest = hashlib.sha256(json_text(self.info()).encode("utf-8"))
-        for fingerprint in fingerprints:
-            digest.update(fingerprint.encode("ascii"))
-        return digest.hexdigest()[:16]
+
+def _final_key(info: dict, fingerprints) -> str:
+    """Identifies the dataset-level files: build.json's content (info, without
+    its counts and run) and every image's fingerprint, in order."""
+    digest = hashlib.sha256(json_text(info).encode("utf-8"))
+    for fingerprint in fingerprints:
+        digest.update(fingerprint.encode("ascii"))
+    return digest.hexdigest()[:16]
 
 
 def build(config: BuildConfig) -> BuildResult:
@@ -646,8 +647,9 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
             return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    core = json.loads(json_text(prepared.info()))        # as build.json holds it: lists, not tuples
-    if (final.get("key") != prepared.final_key(t.fingerprint for t in tasks)
+    current = prepared.info()
+    core = json.loads(json_text(current))                # as build.json holds it: lists, not tuples
+    if (final.get("key") != _final_key(current, (t.fingerprint for t in tasks))
             or any(info.get(key) != value for key, value in core.items() if key != "warnings")):
         return None
     if config.retry_failed and "f" in statuses:
@@ -813,7 +815,7 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names, layout,
                                                                        prepared.mask_dtype), ".png"))
     info = prepared.info()
-    key = prepared.final_key(r.fingerprint for r in records)
+    key = _final_key(info, (r.fingerprint for r in records))
     info["counts"] = _counts(records)
     # Everything above depends only on the source and the parameters;
     # "run" describes this particular run (or, sharded, the last shard's).
