@@ -135,7 +135,12 @@ def _by_split(pairs) -> dict[str, dict[str, int]]:
     counts: dict[str, Counter] = defaultdict(Counter)
     for split, status in pairs:
         counts[split][status] += 1
-    return {split: {s: c.get(s, 0) for s in STATUSES} for split, c in counts.items()}
+    return {split: _by_status(c) for split, c in counts.items()}
+
+
+def _by_status(counts: Counter) -> dict[str, int]:
+    """Every status's count, in STATUSES order, 0 where there are none."""
+    return {s: counts.get(s, 0) for s in STATUSES}
 
 
 def _summaries(records: list[Record]) -> dict:
@@ -434,14 +439,11 @@ def _counts(records: list[Record]) -> dict:
         by_class[r.class_name][r.status] += 1
         by_split_class[r.split][r.class_name][r.status] += 1
 
-    def full(c: Counter) -> dict:
-        return {s: c.get(s, 0) for s in STATUSES}
-
     return {
-        "total": full(total),
-        "by_split": {s: full(c) for s, c in sorted(by_split.items())},
-        "by_class": {k: full(c) for k, c in sorted(by_class.items())},
-        "by_split_and_class": {s: {k: full(c) for k, c in sorted(v.items())}
+        "total": _by_status(total),
+        "by_split": {s: _by_status(c) for s, c in sorted(by_split.items())},
+        "by_class": {k: _by_status(c) for k, c in sorted(by_class.items())},
+        "by_split_and_class": {s: {k: _by_status(c) for k, c in sorted(v.items())}
                                for s, v in sorted(by_split_class.items())},
     }
 
