@@ -43,11 +43,13 @@ def worker_context(preload_mediapipe: bool) -> BaseContext:
     return context
 
 
-def start(preload_mediapipe: bool) -> None:
+def start(preload_mediapipe: bool) -> BaseContext:
     """Start the fork server if it is not running (it imports in the
-    background: started early, the first pool does not wait for it)."""
-    if worker_context(preload_mediapipe).get_start_method() != "forkserver":
-        return
+    background: started early, the first pool does not wait for it); the
+    context workers come from (worker_context)."""
+    context = worker_context(preload_mediapipe)
+    if context.get_start_method() != "forkserver":
+        return context
     # A Ctrl-C while the server imports would print its KeyboardInterrupt
     # traceback.  A blocked signal stays blocked across fork and exec, so the
     # server starts with SIGINT blocked (it ignores SIGINT once running); here
@@ -59,3 +61,4 @@ def start(preload_mediapipe: bool) -> None:
         multiprocessing.forkserver.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return context

@@ -196,8 +196,7 @@ class _Pool:
         # Started here, not by the first worker's start: with Ctrl-C held
         # (see forkserver.start), and MediaPipe preloaded only when needed.
         preload = open_models and runtime.config.may_use_mediapipe
-        forkserver.start(preload)
-        self.context = forkserver.worker_context(preload)
+        self.context = forkserver.start(preload)
         # Every worker reads `alive_reader`; only this process holds `alive`.
         self.alive_reader, self.alive = self.context.Pipe(duplex=False)
         self.workers: list[_Worker] = []
