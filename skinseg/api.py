@@ -27,6 +27,7 @@ from .build import build as build_dataset
 from .cleanup import skin_fraction
 from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
 from .face import Face
+from .imageio import on_black
 from .loader import SkinDataset, collate
 from .models import ModelUnavailable
 from .pipeline import Engines, open_engines, plan_models, segment
@@ -73,8 +74,7 @@ def _as_bgr(image: np.ndarray, channels: str) -> np.ndarray:
         raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
     colour = image[:, :, :3] if channels == "bgr" else image[:, :, 2::-1]
     if image.shape[2] == 4:
-        alpha = image[:, :, 3]
-        colour = cv2.multiply(np.ascontiguousarray(colour), cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
+        colour = on_black(colour, image[:, :, 3])
     return np.ascontiguousarray(colour)
 
 

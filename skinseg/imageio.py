@@ -295,7 +295,12 @@ def _composite_alpha(buffer: np.ndarray, bgr: np.ndarray) -> np.ndarray:
         alpha = (alpha >> 8).astype(np.uint8)
     if alpha.min() == 255:
         return bgr
-    return cv2.multiply(bgr, cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
+    return on_black(bgr, alpha)
+
+
+def on_black(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """8-bit colour laid over black by its 8-bit alpha (transparent is black)."""
+    return cv2.multiply(np.ascontiguousarray(bgr), cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
 
 
 def downscaled(bgr: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .discover import BACKGROUND_NAME, read_class_file
+from .imageio import on_black
 from .state import BUILD_JSON, CLASSES_TXT, MANIFEST
 
 Size = Union[int, tuple[int, int]]      # side of a square, or (height, width)
@@ -126,8 +127,7 @@ class SkinDataset:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         elif image.shape[2] == 4:                     # --background transparent: transparent is black
-            alpha = image[:, :, 3]
-            image = cv2.multiply(image[:, :, :3], cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
+            image = on_black(image[:, :, :3], image[:, :, 3])
         if self.channels == "rgb":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         item = {"image": image, "mask": _read(self.root / record["mask"], cv2.IMREAD_UNCHANGED)}
