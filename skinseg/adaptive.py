@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 
 from . import colour_model
+from .cleanup import disk
 from .config import SkinParams
 from .face import Face, confidence_order
 from .facemap import (
@@ -328,7 +329,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         # under a cool light), of the wide box that holds nearly all skin.
         box = rules_mask(bgr, rules, ycc)
         for seed_box in (box, _wide_box(ycc)):
-            core = cv2.erode(seed_box, _DISK5, iterations=2)
+            core = cv2.erode(seed_box, disk(2), iterations=2)
             if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
                 classified = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
                 mask = None if classified is None else classified.mask
@@ -352,9 +353,6 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
     return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like, bins, not candidates)
 
 
-_DISK5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-
-
 def _wide_box(ycc: np.ndarray) -> np.ndarray:
     """0/255: the wide chroma box (about 99 % of the annotated skin of every
     evaluation set), not too dark or too bright for its chroma to mean much."""
@@ -375,5 +373,5 @@ def _held_to_evidence(mask: np.ndarray, box: np.ndarray, p: AdaptiveParams) -> n
     if added < p.balloon_growth * mask.size:
         return mask
     radius = max(1, int(p.balloon_reach * min(mask.shape)))
-    near = cv2.dilate(box, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    near = cv2.dilate(box, disk(radius))
     return cv2.bitwise_and(mask, near)

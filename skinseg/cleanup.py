@@ -8,6 +8,11 @@ import numpy as np
 from .config import CleanupParams
 
 
+def disk(radius: int) -> np.ndarray:
+    """The elliptic structuring element of the given radius (2 r + 1 pixels across)."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
 def morphology(mask: np.ndarray, kernel_size: int, iterations: int, zero_border: bool = False) -> np.ndarray:
     """Elliptical open (drops speckles) then close (fills pinholes).
 

@@ -21,6 +21,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .cleanup import disk
+
 
 @dataclass(frozen=True)
 class FieldParams:
@@ -86,8 +88,7 @@ def within_field_of_view(mask: np.ndarray, bgr: np.ndarray, keep_out: Optional[n
     if keep_out is not None:
         candidates[keep_out > 0] = 0
     radius = max(1, int(p.hair_width * min(mask.shape)))
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    lesions = cv2.morphologyEx(candidates, cv2.MORPH_OPEN, disk)
+    lesions = cv2.morphologyEx(candidates, cv2.MORPH_OPEN, disk(radius))
     return cv2.bitwise_and(cv2.bitwise_or(mask, lesions), disc)
 
 

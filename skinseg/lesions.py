@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from . import colour_model
+from .cleanup import disk
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,7 @@ def _bays(mask: np.ndarray, radius: int) -> np.ndarray:
         size = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
         small = cv2.threshold(cv2.resize(mask, size, interpolation=cv2.INTER_AREA), 127, 255, cv2.THRESH_BINARY)[1]
         radius = BAY_DISK
-    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, disk, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     covered = np.where((closed > 0) | _enclosed(closed), 255, 0).astype(np.uint8)
     if scale < 1.0:
         covered = cv2.resize(covered, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_NEAREST)

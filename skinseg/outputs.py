@@ -13,6 +13,7 @@ import re
 import cv2
 import numpy as np
 
+from .cleanup import disk
 from .config import OutputParams
 from .crop import is_whole
 from .discover import name_bytes
@@ -83,8 +84,7 @@ def edge_band(skin: np.ndarray, width: int) -> np.ndarray:
     border is not an edge."""
     if width < 1 or not skin.any():
         return np.zeros_like(skin)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
-    return cv2.morphologyEx(skin, cv2.MORPH_GRADIENT, kernel, borderType=cv2.BORDER_REPLICATE)
+    return cv2.morphologyEx(skin, cv2.MORPH_GRADIENT, disk(width), borderType=cv2.BORDER_REPLICATE)
 
 
 def label_mask(skin: np.ndarray, class_id: int, dtype: str, band: np.ndarray | None = None) -> np.ndarray:
