@@ -94,9 +94,8 @@ class Segmenter:
     def __init__(self, config: Optional[PipelineConfig] = None, *, show_progress: bool = False):
         self.config = config or PipelineConfig()
         plans = plan_models(self.config, show_progress)
-        for note in (plans.detector.note, plans.segmenter.note, plans.mesher.note):
-            if note:
-                log.warning("%s", note)
+        for note in plans.notes:
+            log.warning("%s", note)
         self._engines: Optional[Engines] = open_engines(plans)
 
     def segment(self, image: np.ndarray, *, channels: Literal["bgr", "rgb"] = "bgr") -> SegmentResult:

@@ -422,9 +422,8 @@ def _plan_models(config: BuildConfig) -> ModelPlans:
         plans = plan_models(config.pipeline, config.progress)
     except ModelUnavailable as exc:
         raise BuildError(str(exc)) from None
-    for note in (plans.detector.note, plans.segmenter.note, plans.mesher.note):
-        if note:
-            log.warning("%s", note)
+    for note in plans.notes:
+        log.warning("%s", note)
     return plans
 
 

@@ -126,6 +126,11 @@ class ModelPlans:
         """Identifies every model's bytes: part of each image's fingerprint."""
         return f"{self.detector.signature}|{self.segmenter.signature}|{self.mesher.signature}"
 
+    @property
+    def notes(self) -> list[str]:
+        """The warnings to show once: the stages that run without their model."""
+        return [plan.note for plan in (self.detector, self.segmenter, self.mesher) if plan.note]
+
 
 @dataclass(frozen=True)
 class Runtime:
