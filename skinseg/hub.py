@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 from .discover import SPLIT_NAMES, json_text
 from .outputs import legend_rows
-from .pipeline import Record
+from .pipeline import IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, Record
 
 CARD = "README.md"
 # A card without this line is someone else's README: it is left alone.
@@ -61,8 +61,9 @@ def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
         # split's files: the images, masks and previews listed here make it
         # `imagefolder` (which then reads the rows of the metadata file).
         "configs": [{"config_name": "default",
-                     "data_files": [{"split": s, "path": [metadata_name(s), f"images/{s}/*", f"masks/{s}/*",
-                                                          f"masks_preview/{s}/*"]} for s in splits],
+                     "data_files": [{"split": s, "path": [metadata_name(s)] + [f"{folder}/{s}/*" for folder in
+                                                                                (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR)]}
+                                    for s in splits],
                      "metadata_filenames": [metadata_name(s) for s in splits]}],
         "dataset_info": {"features": features},
         "id2label": id2label,
