@@ -61,6 +61,7 @@ from .outputs import IMAGE_FILES, LABEL_FILES, REPORT_DIR, ignore_index, mask_dt
 from .pipeline import (
     OUTPUT_DIRS,
     PREVIEWS_DIR,
+    STATUSES,
     ImageTask,
     ModelPlans,
     OutputWriteError,
@@ -78,7 +79,6 @@ log = logging.getLogger("skinseg")
 
 PREVIOUS_MANIFEST = "manifest-previous.jsonl"     # in STATE_DIR while the new manifest is written
 LEGEND = f"{PREVIEWS_DIR}/legend.png"
-STATUSES = ("written", "skipped", "failed")
 FAILED_SHOWN = 10                                 # failed images a BuildResult names (the summary shows them)
 
 

@@ -53,6 +53,9 @@ def stored_skin_path(split: str, stem: str) -> str:
     return f"{STORED_SKIN_DIR}/{split}/{stem}.png"
 
 
+STATUSES = ("written", "skipped", "failed")     # what became of an image (Record.status)
+
+
 @dataclass(slots=True)
 class Record:
     """One line of manifest.jsonl."""
@@ -61,7 +64,7 @@ class Record:
     split: str
     class_name: str
     class_id: int
-    status: str                          # 'written' | 'skipped' | 'failed'
+    status: str                          # one of STATUSES
     reason: Optional[str] = None
     image: Optional[str] = None
     mask: Optional[str] = None

@@ -48,11 +48,10 @@ from .outputs import (
     thumbnail_paths,
     thumbnail_size,
 )
-from .pipeline import Record
+from .pipeline import STATUSES, Record
 
 REPORT_HTML = "report.html"
 BINS = 20
-STATUSES = ("written", "skipped", "failed")
 
 # The "most likely wrong" score; the page caption explains the same rule.
 LOW, HIGH = 0.10, 0.95      # skin fractions that are suspicious in themselves
