@@ -30,12 +30,10 @@ from skinseg.adaptive import adaptive_mask, candidate_faces  # noqa: E402
 from skinseg.cleanup import clean_mask  # noqa: E402
 from skinseg.config import PipelineConfig  # noqa: E402
 from skinseg.dermoscopy import within_field_of_view  # noqa: E402
-from skinseg.face import open_detector, plan_detector  # noqa: E402
 from skinseg.imageio import atomic_write_bytes, encode_image, read_image  # noqa: E402
 from skinseg.lesions import fill_lesions  # noqa: E402
-from skinseg.mesh import open_mesher, plan_mesher, with_meshes  # noqa: E402
-from skinseg.person import open_segmenter, plan_segmenter  # noqa: E402
-from skinseg.pipeline import MESHED_FACES, working_copy  # noqa: E402
+from skinseg.mesh import with_meshes  # noqa: E402
+from skinseg.pipeline import MESHED_FACES, full_size_mask, open_engines, plan_models, working_copy  # noqa: E402
 
 
 def main() -> None:
@@ -48,9 +46,8 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     config = PipelineConfig()
-    detector = open_detector(plan_detector(True, "auto", None, 0.5))
-    segmenter = open_segmenter(plan_segmenter(True, None))
-    mesher = open_mesher(plan_mesher(True, None))
+    engines = open_engines(plan_models(config))
+    detector, segmenter, mesher = engines.detector, engines.segmenter, engines.mesher
     totals: dict[str, float] = {}
 
     def lap(stage: str, started: float) -> float:
@@ -63,6 +60,7 @@ def main() -> None:
         make_dataset(src, args.images, args.size, eval_photos(args.eval_dir, tuple(args.sets.split(","))))
         paths = sorted(src.rglob("*.jpg"))
         for path in paths:
+            # The stages of pipeline.segment and pipeline.working_mask, one by one (keep them in step).
             t = time.perf_counter()
             bgr = read_image(path, config.max_pixels)
             t = lap("read + decode", t)
@@ -84,8 +82,7 @@ def main() -> None:
             if estimate.close_up:
                 mask = within_field_of_view(mask, small, estimate.keep_out)
             t = lap("dermoscope's field of view (close-ups)", t)
-            mask = cv2.threshold(cv2.resize(mask, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_LINEAR),
-                                 127, 255, cv2.THRESH_BINARY)[1]
+            mask = full_size_mask(mask, bgr.shape[1], bgr.shape[0])
             t = lap("mask to full size", t)
             skin_jpg = encode_image(outputs.skin_only_image(bgr, mask, "black"), ".jpg")
             t = lap("skin-only image, JPEG", t)
@@ -96,10 +93,7 @@ def main() -> None:
             for name, data in (("a.jpg", skin_jpg), ("a.png", mask_png), ("p.png", preview)):
                 atomic_write_bytes(out / path.stem / name, data)
             lap("atomic writes", t)
-    detector.close()
-    for engine in (segmenter, mesher):
-        if engine:
-            engine.close()
+    engines.close()
     print(f"{len(paths)} photos, long side {args.size} px, one thread\n")
     print("| stage | ms per image |\n| --- | ---: |")
     for stage, seconds in totals.items():

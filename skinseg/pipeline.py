@@ -207,6 +207,12 @@ def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
     return downscaled(bgr, WORK_SIZE)
 
 
+def full_size_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The working copy's 0/255 mask brought to the image's size (smooth edges, then 0/255 again)."""
+    return cv2.threshold(cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR), 127, 255,
+                         cv2.THRESH_BINARY)[1]
+
+
 @dataclass
 class Segmentation:
     mask: np.ndarray                         # 0/255, covers `region`
@@ -258,8 +264,7 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
         person = engines.segmenter.probability(small)     # only where a face makes it useful
     mask, used = working_mask(small, small_faces, person, config)
     if scale != 1.0:
-        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-        mask = cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1]
+        mask = full_size_mask(mask, width, height)
     # Crop only to faces that proved real by seeding the skin model.
     faces = [f.scaled(1 / scale) for f in used]
     x0, y0, x1, y1 = region = _region(faces, config, width, height, mask)
