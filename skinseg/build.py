@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -768,8 +769,9 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
     assert config.shard is not None
     index, count = config.shard
     agreed = prepared.identity()
-    lines = [json_text({"shard": index, "of": count, **agreed})] + [json_text(r.to_dict()) for r in records]
-    _write_text(_shard_file(config.dst, index, count), "\n".join(lines) + "\n")
+    header = json_text({"shard": index, "of": count, **agreed}) + "\n"
+    _write_lines(_shard_file(config.dst, index, count),
+                 itertools.chain([header], (json_text(r.to_dict()) + "\n" for r in records)))
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
         path = _shard_file(config.dst, k, count)
