@@ -6,8 +6,9 @@ For every photo of each set (images/, masks/, pairs.csv; mask value > 127 =
 skin) the default pipeline finds the faces and the skin mask once; then each
 policy's crop (crop.crop_region) is scored: the share of the human-marked
 skin inside the crop (median and worst photo), the crop's share of the
-photo, its short side, and how many photos would be skipped for too little
-skin (below the default --min-skin-fraction) inside it.  Output: markdown.
+photo, its short side, and how many photos have less skin inside it than
+the default --min-skin-fraction (a build skips such a photo unless a face
+seeded its skin model).  Output: markdown.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def main() -> None:
         for name in args.sets.split(","):
             root = args.eval_dir / name
             rows = list(csv.reader(open(root / "pairs.csv", encoding="utf-8")))[1:]
-            stats = {p: {"kept": [], "area": [], "short": [], "cropped": 0, "skipped": 0} for p in POLICIES}
+            stats = {p: {"kept": [], "area": [], "short": [], "cropped": 0, "below": 0} for p in POLICIES}
             for row in rows:
                 bgr = read_image(root / row[0], config.max_pixels)
                 truth = cv2.imread(str(root / row[1]), cv2.IMREAD_GRAYSCALE)
@@ -64,17 +65,17 @@ def main() -> None:
                     s["area"].append((x1 - x0) * (y1 - y0) / (width * height))
                     s["short"].append(min(x1 - x0, y1 - y0))
                     s["cropped"] += (x0, y0, x1, y1) != (0, 0, width, height)
-                    s["skipped"] += np.count_nonzero(found.mask[y0:y1, x0:x1]) < (
+                    s["below"] += np.count_nonzero(found.mask[y0:y1, x0:x1]) < (
                         config.cleanup.min_skin_fraction * (x1 - x0) * (y1 - y0))
             print(f"\n**{name}** ({len(rows)} photos)\n")
             print("| crop policy | photos cropped | skin kept: median / worst | crop area: median "
-                  "| short side: smallest / median | skipped |")
+                  "| short side: smallest / median | below --min-skin-fraction |")
             print("| --- | ---: | ---: | ---: | ---: | ---: |")
             for policy, s in stats.items():
                 kept, short = s["kept"], s["short"]
                 print(f"| {policy} | {s['cropped']} | {statistics.median(kept):.0%} / {min(kept):.0%} "
                       f"| {statistics.median(s['area']):.0%} | {min(short)} / {statistics.median(short):.0f} px "
-                      f"| {s['skipped']} |")
+                      f"| {s['below']} |")
     finally:
         engines.close()
 

@@ -1,6 +1,6 @@
 """Peak memory per worker on large photos; prints a markdown table.
 
-    python benchmarks/memory.py --eval-dir ../shared/eval [--shape 6000x4000] [--images 12]
+    python benchmarks/memory.py --eval-dir ../shared/eval [--shape 6000x4000] [--images 12] [--workdir DIR]
 
 Makes --images JPEG photos of exactly --shape pixels (evaluation photos
 resized: faces, families, close-ups) and builds them with one worker and

@@ -1,7 +1,7 @@
 """Mask quality against human ground truth, through the real CLI.
 
     python benchmarks/quality.py --eval-dir ../shared/eval [--sets a,b] [--half odd|even] [--rules]
-                                 [--per-image FILE] [-- CLI OPTIONS]
+                                 [--style desat|warm|cool|flat|dark] [--per-image FILE] [-- CLI OPTIONS]
 
 Every set folder of --eval-dir (images/, masks/, pairs.csv; mask value > 127
 = the labelled region) is laid out as a classification set in a temp dir and

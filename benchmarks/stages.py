@@ -1,6 +1,6 @@
 """Where the time of one image goes: per-stage milliseconds, one thread.
 
-    python benchmarks/stages.py --eval-dir ../shared/eval [--images 150] [--size 1280]
+    python benchmarks/stages.py --eval-dir ../shared/eval [--images 150] [--size 1280] [--sets a,b]
 
 Runs the default pipeline's stages one after the other on photos made like
 throughput.py's (JPEG, long side --size) with cv2.setNumThreads(1), and

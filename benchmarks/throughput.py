@@ -1,7 +1,7 @@
 """Throughput and memory benchmark: prints a markdown table.
 
     python benchmarks/throughput.py --eval-dir ../shared/eval [--images 300] [--size 1280] [--scale 10]
-        [--original-dir DIR --original-python PYTHON]
+        [--repeat 3] [--workdir DIR] [--skinseg-args="..."] [--original-dir DIR --original-python PYTHON]
 
 1. Builds a deterministic classification set of --images JPEG photos whose long
    side is --size pixels, from the photos in --eval-dir (resized), spread over
