@@ -52,11 +52,35 @@ def model_dir() -> Path:
     return Path(MODEL_DIR)
 
 
+@pytest.fixture(scope="module")
+def real_engines():
+    """The default pipeline's models, open once per test module (skips without them)."""
+    if not MODEL_DIR or not (Path(MODEL_DIR) / "face_landmarker.task").is_file():
+        pytest.skip("SKINSEG_MODEL_DIR does not name a folder with the MediaPipe models")
+    from skinseg.config import PipelineConfig
+    from skinseg.pipeline import open_engines, plan_models
+
+    engines = open_engines(plan_models(PipelineConfig()))
+    yield engines
+    engines.close()
+
+
 @pytest.fixture
 def eval_dir() -> Path:
     if not EVAL_DIR or not (Path(EVAL_DIR) / "pratheepan_face" / "pairs.csv").is_file():
         pytest.skip("SKINSEG_EVAL_DIR does not name the folder of ground-truth photos")
     return Path(EVAL_DIR)
+
+
+def noisy(image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """image with a little Gaussian texture (sd 3): real skin is not flat."""
+    rng = np.random.default_rng(seed)
+    return np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+
+
+def mask_of(image: np.ndarray, colour) -> np.ndarray:
+    """0/255: the pixels within 20 of colour in every channel (a colour model's mask)."""
+    return np.where(np.all(np.abs(image.astype(int) - colour) < 20, axis=2), 255, 0).astype(np.uint8)
 
 
 def skin_image(width: int = 96, height: int = 80, radius_fraction: float = 0.35,

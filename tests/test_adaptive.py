@@ -9,13 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import noisy
 from skinseg import colour_model
 from skinseg.adaptive import AdaptiveParams, adaptive_mask, candidate_faces, plausible
 from skinseg.config import CleanupParams, FaceParams, PipelineConfig, SkinParams
-from skinseg.face import Face, NoFaceDetector, open_detector, plan_detector
+from skinseg.face import Face, NoFaceDetector
 from skinseg.facemap import face_geometry
-from skinseg.mesh import open_mesher, plan_mesher
-from skinseg.person import open_segmenter, plan_segmenter
 from skinseg.pipeline import Engines, segment
 
 SKIN = (105, 140, 205)          # BGR, a light skin tone
@@ -30,9 +29,7 @@ def synthetic_portrait(size=400):
     img[:, int(size * 0.78):] = WALL
     cx, cy = size // 2 - 30, size // 2
     cv2.ellipse(img, (cx, cy), (90, 120), 0, 0, 360, SKIN, -1)
-    rng = np.random.default_rng(0)
-    noise = rng.normal(0, 3, img.shape)                        # a little texture: real skin is not flat
-    img = np.clip(img + noise, 0, 255).astype(np.uint8)
+    img = noisy(img)                                           # a little texture: real skin is not flat
     right_eye, left_eye = (cx - 35, cy - 30), (cx + 35, cy - 30)
     for eye in (right_eye, left_eye):
         cv2.ellipse(img, eye, (14, 7), 0, 0, 360, (30, 25, 20), -1)
@@ -82,7 +79,7 @@ def test_implausible_faces_are_not_used():
 def test_a_face_without_dark_eyes_is_a_false_detection():
     """Detections on bellies and arms: uniform skin where the eyes should be."""
     img = np.full((400, 400, 3), SKIN, np.uint8)
-    img = np.clip(img + np.random.default_rng(1).normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    img = noisy(img, 1)
     fake = Face((100, 100, 300, 300), 0.9, {"right_eye": (160, 165), "left_eye": (240, 165),
                                            "mouth_center": (200, 255), "nose_tip": (200, 210)}, "test")
     mask, used, *_ = adaptive_mask(img, [fake], None, SkinParams())
@@ -212,20 +209,6 @@ def _pooled_f1(eval_dir, subset, count, engines, config):
         fp += np.count_nonzero(predicted & ~truth)
         fn += np.count_nonzero(~predicted & truth)
     return 2 * tp / (2 * tp + fp + fn)
-
-
-@pytest.fixture(scope="module")
-def real_engines():
-    import os
-    from pathlib import Path
-
-    model_dir = os.environ.get("SKINSEG_MODEL_DIR")
-    if not model_dir or not (Path(model_dir) / "face_landmarker.task").is_file():
-        pytest.skip("SKINSEG_MODEL_DIR does not name a folder with the MediaPipe models")
-    engines = Engines(open_detector(plan_detector(True, "auto", None, 0.5)), open_segmenter(plan_segmenter(True, None)),
-                      open_mesher(plan_mesher(True, None)))
-    yield engines
-    engines.close()
 
 
 @pytest.mark.parametrize("subset, count, floor, gain", [

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import mask_of, noisy
 from skinseg.dermoscopy import field_of_view, within_field_of_view
 from skinseg.imageio import downscaled
 
@@ -16,11 +17,6 @@ SKIN = (150, 170, 215)          # BGR, pale dermoscopy skin
 LESION = (35, 40, 60)           # as dark as the vignette
 VIGNETTE = (25, 25, 30)
 CLOTH = (70, 50, 40)            # dark jeans
-
-
-def noisy(image: np.ndarray, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
 
 
 def dermoscopy_photo() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +38,7 @@ def test_the_disc_is_found_and_a_lesion_touching_the_vignette_is_skin_but_not_a_
     disc = field_of_view(photo)
     assert disc is not None
     assert disc[240, 320] and not disc[5, 5] and not disc[470, 630]
-    skin_only = np.where(np.all(np.abs(photo.astype(int) - SKIN) < 20, axis=2), 255, 0).astype(np.uint8)
+    skin_only = mask_of(photo, SKIN)
     result = within_field_of_view(skin_only, photo)
     inside = lesion.astype(bool) & (disc > 0)
     assert np.count_nonzero(result[inside]) >= 0.97 * np.count_nonzero(inside)
@@ -54,7 +50,7 @@ def test_keep_out_stays_out():
     photo, lesion, _ = dermoscopy_photo()
     keep_out = np.zeros(photo.shape[:2], np.uint8)
     keep_out[200:300, 500:560] = 255
-    skin_only = np.where(np.all(np.abs(photo.astype(int) - SKIN) < 20, axis=2), 255, 0).astype(np.uint8)
+    skin_only = mask_of(photo, SKIN)
     assert not within_field_of_view(skin_only, photo, keep_out)[keep_out > 0].any()
 
 
@@ -67,7 +63,7 @@ def test_photos_that_are_not_dermoscopy_are_left_alone(kind):
         photo[:] = VIGNETTE
         cv2.ellipse(photo, (320, 300), (170, 260), 0, 0, 360, SKIN, -1)
     photo = noisy(photo, 1)
-    mask = np.where(np.all(np.abs(photo.astype(int) - SKIN) < 20, axis=2), 255, 0).astype(np.uint8)
+    mask = mask_of(photo, SKIN)
     assert field_of_view(photo) is None
     assert (within_field_of_view(mask, photo) == mask).all()
 

@@ -10,24 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import make_dataset, read_manifest, run_cli
+from conftest import make_dataset, mask_of, noisy, read_manifest, run_cli
 from skinseg.config import FaceParams, PipelineConfig
 from skinseg.lesions import fill_lesions
-from skinseg.pipeline import Engines, segment
+from skinseg.pipeline import segment
 
 SKIN = (105, 140, 205)          # BGR
 SHEET = (230, 230, 225)         # white bedding
 MOLE = (40, 55, 90)             # dark brown
 WOUND = (60, 50, 170)           # red wound bed
-
-
-def noisy(image: np.ndarray, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
-
-
-def mask_of(image: np.ndarray, colour) -> np.ndarray:
-    return np.where(np.all(np.abs(image.astype(int) - colour) < 20, axis=2), 255, 0).astype(np.uint8)
 
 
 def foot_close_up() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,21 +93,6 @@ def test_lesions_can_be_left_out(tmp_path):
 
 
 # ------------------------------------------------------------- real photos
-
-@pytest.fixture(scope="module")
-def real_engines():
-    import os
-    from pathlib import Path
-
-    from skinseg.pipeline import open_engines, plan_models
-
-    model_dir = os.environ.get("SKINSEG_MODEL_DIR")
-    if not model_dir or not (Path(model_dir) / "face_landmarker.task").is_file():
-        pytest.skip("SKINSEG_MODEL_DIR does not name a folder with the MediaPipe models")
-    engines: Engines = open_engines(plan_models(PipelineConfig()))
-    yield engines
-    engines.close()
-
 
 @pytest.mark.parametrize("subset, count, floor, below", [
     # Before lesions were put back: ph2 0.80 / 31 % of photos below 0.5, fuseg 0.50 / 59 %.
