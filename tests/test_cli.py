@@ -311,4 +311,4 @@ def test_class_folders_only_with_split_ratio(tmp_path):
     assert sorted(r["split"] for r in records) == ["test"] * 4 + ["train"] * 6
     assert all(r["image"].startswith(f"images/{r['split']}/") for r in records)
     for bad in ("train=0.5", "bogus=1", "train=x", "train=0.5,train=0.5"):
-        assert build(src, tmp_path / "d2", "--split-ratio", bad, expect=2).exit_code == 2
+        build(src, tmp_path / "d2", "--split-ratio", bad, expect=2)      # run_cli asserts the exit code
