@@ -81,10 +81,13 @@ class Scores:
     def recall(self) -> float:
         return self.tp / max(1, self.tp + self.fn)
 
+    @property
+    def f1(self) -> float:
+        return 2 * self.tp / max(1, 2 * self.tp + self.fp + self.fn)
+
     def skin_row(self) -> list[str]:
-        f1 = 2 * self.tp / max(1, 2 * self.tp + self.fp + self.fn)
         iou = self.tp / max(1, self.tp + self.fp + self.fn)
-        return [f"{self.precision:.3f}", f"{self.recall:.3f}", f"{f1:.3f}", f"{iou:.3f}",
+        return [f"{self.precision:.3f}", f"{self.recall:.3f}", f"{self.f1:.3f}", f"{iou:.3f}",
                 f"{np.mean(list(self.by_source.values())):.3f}"]
 
     def lesion_row(self) -> list[str]:
@@ -181,8 +184,7 @@ def uci_rule_scores(eval_dir: Path, options: list[str]) -> list[str]:
     predicted = rules_mask(pixels, SkinParams(**bounds))[0] > 0
     scores = Scores()
     scores.add(predicted, truth, "uci", lesion=False)
-    f1 = 2 * scores.tp / max(1, 2 * scores.tp + scores.fp + scores.fn)
-    return [f"{np.mean(predicted == truth):.3f}", f"{scores.precision:.3f}", f"{scores.recall:.3f}", f"{f1:.3f}"]
+    return [f"{np.mean(predicted == truth):.3f}", f"{scores.precision:.3f}", f"{scores.recall:.3f}", f"{scores.f1:.3f}"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -230,8 +232,8 @@ def main() -> None:
                 rules = score(rules_dst, truth, False, lesion)
                 worse = [s for s, v in whole.by_source.items() if v < rules.by_source[s] - WORSE_BY]
                 measure = "lesion recall" if lesion else "F1"
-                rules_value = rules.recall if lesion else 2 * rules.tp / max(1, 2 * rules.tp + rules.fp + rules.fn)
-                value = whole.recall if lesion else 2 * whole.tp / max(1, 2 * whole.tp + whole.fp + whole.fn)
+                rules_value = rules.recall if lesion else rules.f1
+                value = whole.recall if lesion else whole.f1
                 rules_rows.append([name, measure, f"{rules_value:.3f}", f"{value:.3f}",
                                    f"{len(worse)} of {len(truth)} ({len(worse) / len(truth):.1%})"])
     if args.per_image:
