@@ -34,31 +34,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import throughput  # noqa: E402
 from measure import run_skinseg  # noqa: E402
-from throughput import eval_photos  # noqa: E402
 
 
 def make_dataset(root: Path, count: int, classes: int, size: int, photos: list[Path]) -> None:
-    """count JPEGs of long side `size`, cycling through photos; deterministic."""
-    encoded = []
-    for photo in photos:
-        image = cv2.imread(str(photo))
-        h, w = image.shape[:2]
-        scale = size / max(h, w)
-        small = cv2.resize(image, (max(16, round(w * scale)), max(16, round(h * scale))), interpolation=cv2.INTER_AREA)
-        encoded.append(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-    made: set[Path] = set()
-    for i in range(count):
-        fraction = (i % 20) / 20
-        split = "train" if fraction < 0.7 else "valid" if fraction < 0.85 else "test"
-        folder = root / split / f"class_{i % classes:03d}"
-        if folder not in made:
-            folder.mkdir(parents=True, exist_ok=True)
-            made.add(folder)
-        (folder / f"{i:06d}.jpg").write_bytes(encoded[(i * 7919) % len(encoded)])
+    """throughput.make_dataset with `classes` classes and 6-digit names."""
+    throughput.make_dataset(root, count, size, photos, [f"class_{c:03d}" for c in range(classes)], digits=6)
 
 
 def main() -> None:
@@ -73,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
 
     extra = args.skinseg_args.split()
-    photos = eval_photos(args.eval_dir)
+    photos = throughput.eval_photos(args.eval_dir)
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)

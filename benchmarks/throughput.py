@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -54,24 +55,29 @@ def eval_photos(eval_dir: Path, subsets: tuple[str, ...] = MIX) -> list[Path]:
     return photos
 
 
-def make_dataset(root: Path, count: int, size: int, photos: list[Path]) -> None:
-    """count JPEGs, long side = size, cycling through photos; deterministic."""
+def make_dataset(root: Path, count: int, size: int, photos: list[Path], classes: Sequence[str] = CLASSES,
+                 digits: int = 5) -> None:
+    """count JPEGs, long side = size (at least 16 px a side), cycling through
+    photos, spread over train/valid/test 70/15/15 and the classes; deterministic."""
     cache: dict[Path, bytes] = {}
+    made: set[Path] = set()
     # Interleave the sets so every run mixes faces, families and close-ups.
     order = [photos[(i * 7919) % len(photos)] for i in range(count)]
     for i, photo in enumerate(order):
         fraction = (i % 20) / 20
         split = "train" if fraction < 0.7 else "valid" if fraction < 0.85 else "test"
-        path = root / split / CLASSES[i % len(CLASSES)] / f"{i:05d}.jpg"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = root / split / classes[i % len(classes)]
+        if folder not in made:
+            folder.mkdir(parents=True, exist_ok=True)
+            made.add(folder)
         if photo not in cache:
             image = cv2.imread(str(photo))
             h, w = image.shape[:2]
             scale = size / max(h, w)
             interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
-            resized = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=interp)
+            resized = cv2.resize(image, (max(16, round(w * scale)), max(16, round(h * scale))), interpolation=interp)
             cache[photo] = cv2.imencode(".jpg", resized, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-        path.write_bytes(cache[photo])
+        (folder / f"{i:0{digits}d}.jpg").write_bytes(cache[photo])
 
 
 def io_floor(src: Path, dst: Path) -> None:
