@@ -29,9 +29,6 @@ class ShardType(click.ParamType):
 
     name = "K/N"
 
-    def get_metavar(self, param, ctx=None):
-        return "K/N"
-
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
             return value
@@ -88,9 +85,6 @@ class SplitRatioType(click.ParamType):
     """'train=0.8,val=0.2' -> (('train', 0.8), ('val', 0.2)); shares add up to 1."""
 
     name = "SPLIT=SHARE,..."
-
-    def get_metavar(self, param, ctx=None):
-        return "SPLIT=SHARE,..."
 
     def convert(self, value, param, ctx):
         from .discover import SPLIT_NAMES
