@@ -360,6 +360,15 @@ def read_image(path: Path, max_pixels: int, reduce: int = 1) -> np.ndarray:
     return decode_image(read_source(path, max_pixels), max_pixels, reduce)
 
 
+def read_output(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> Optional[np.ndarray]:
+    """A file this tool wrote (mask, image), decoded as stored; None when it
+    is missing, empty or unreadable."""
+    try:
+        return cv2.imdecode(np.fromfile(path, np.uint8), flags)
+    except (OSError, cv2.error):
+        return None
+
+
 def read_source(path: Path, max_pixels: int) -> bytes:
     """A source image file's bytes (regular files only, capped), or ImageReadError."""
     try:

@@ -28,7 +28,16 @@ from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
 from .dermoscopy import within_field_of_view
 from .face import DetectorPlan, Face, FaceDetector, best_face, open_detector, plan_detector
-from .imageio import ImageReadError, atomic_write_bytes, decode_image, downscaled, encode_image, read_source, sniff
+from .imageio import (
+    ImageReadError,
+    atomic_write_bytes,
+    decode_image,
+    downscaled,
+    encode_image,
+    read_output,
+    read_source,
+    sniff,
+)
 from .lesions import fill_lesions
 from .mesh import FaceMesher, open_mesher, plan_mesher, with_meshes
 from .models import ModelPlan
@@ -356,11 +365,7 @@ def _stored_skin(dst: Path, previous: Record) -> Optional[np.ndarray]:
     """The crop's skin (0/255) as the earlier build left it: the original
     layout's mask is the class id on skin and 0 elsewhere; the train-ready
     layout keeps it in STORED_SKIN_DIR.  None if unreadable."""
-    path = dst / (previous.stored_skin() or previous.mask)
-    try:
-        stored = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-    except (OSError, cv2.error):
-        return None
+    stored = read_output(dst / (previous.stored_skin() or previous.mask))
     if stored is None or stored.ndim != 2:
         return None
     return cv2.compare(stored, 0, cv2.CMP_NE)

@@ -34,7 +34,7 @@ import numpy as np
 
 from .crop import is_whole
 from .discover import printable
-from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_image
+from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_image, read_output
 from .outputs import (
     THUMB_KINDS,
     THUMB_QUALITY,
@@ -152,13 +152,6 @@ def _rank_suspects(written: list[Record], params: dict, count: int) -> list[tupl
 
 # ------------------------------------------------------------------ thumbnails
 
-def _read_output(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> Optional[np.ndarray]:
-    try:
-        return cv2.imdecode(np.fromfile(path, np.uint8), flags)
-    except (OSError, cv2.error):     # missing, or empty
-        return None
-
-
 def _reduction(crop: list[int]) -> int:
     """1, 2, 4 or 8: the largest JPEG decoding reduction (a few times faster than full size)
     that keeps the crop at least thumbnail-sized."""
@@ -178,7 +171,7 @@ def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[d
         return None
     if source.shape[:2] not in ((height, width), (-(-height // reduction), -(-width // reduction))):
         return None                  # the source changed since it was processed
-    mask = _read_output(dst / record.mask)
+    mask = read_output(dst / record.mask)
     if mask is None or mask.shape[:2] != (y1 - y0, x1 - x0):
         return None                  # outputs went missing or do not match the record
     # Skin is where the mask holds the class (not 0, nor the ignore value).
