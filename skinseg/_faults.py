@@ -4,6 +4,17 @@ pipeline, an image that never finishes, a disk that fills up while one file
 is written).  Inactive unless SKINSEG_TEST_FAULTS is set, e.g.
 ``SKINSEG_TEST_FAULTS="crash:bad_one.jpg,raise:other.png"``: each entry is
 ``<action>:<substring of the source path>`` (for ``full``: of the path written).
+
+Fault points, and the actions each one takes:
+
+- ``before_write(path)`` (imageio, every output file): ``full`` raises ENOSPC.
+- ``before_image(source)`` (runner, before an image is read): ``crash`` ends
+  the worker as a native fault would, ``raise`` raises inside the pipeline,
+  ``hang`` never finishes.
+- ``after_image(source)`` (runner, once an image's files are written, before
+  its record reaches the main process): ``hang_after_write`` never returns, so
+  a test can catch a build with an image's files on disk and no journal line
+  for it, by waiting for the file rather than racing the build.
 """
 
 from __future__ import annotations
@@ -37,3 +48,8 @@ def before_image(source: str) -> None:
             raise RuntimeError(f"injected fault for {source}")
         if action == "hang":
             time.sleep(3600)   # a decoder stuck in a loop
+
+
+def after_image(source: str) -> None:
+    if "hang_after_write" in _matching(source):
+        time.sleep(3600)   # the files are written; the record never arrives

@@ -69,12 +69,12 @@ def process_safely(task: ImageTask, runtime: Runtime, engines: Callable[[], Engi
     segmented = task.previous is None
     try:
         _faults.before_image(task.source)
-        if task.previous is not None:
-            record = rerender(task, runtime)
-            if record is not None:
-                return record, False
+        record = rerender(task, runtime) if task.previous is not None else None
+        if record is None:
             segmented = True
-        return process_image(task, runtime, engines()), True
+            record = process_image(task, runtime, engines())
+        _faults.after_image(task.source)
+        return record, segmented
     except OutputWriteError:
         raise
     except Exception as exc:   # noqa: BLE001 - reported per image, with its type

@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import struct
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -70,6 +72,30 @@ def eval_dir() -> Path:
     if not EVAL_DIR or not (Path(EVAL_DIR) / "pratheepan_face" / "pairs.csv").is_file():
         pytest.skip("SKINSEG_EVAL_DIR does not name the folder of ground-truth photos")
     return Path(EVAL_DIR)
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 120.0) -> object:
+    """Wait for an event (a file appears, a process starts) and return the
+    condition's truthy value; fail naming the event if it has not happened
+    within `timeout` seconds.  Tests wait for events, never for a number of
+    polls or a fixed delay, so a busy machine only makes them slower."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}; it did not happen")
+        time.sleep(0.02)           # the poll interval, not a delay anything depends on
+
+
+def journal_lines(dst: Path) -> int:
+    """How many images the build at dst has journaled so far (0 before the journal exists)."""
+    journal = dst / ".skinseg" / "journal.jsonl"
+    try:
+        return journal.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def noisy(image: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -14,7 +14,6 @@ import signal
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -24,11 +23,13 @@ import pytest
 from conftest import (
     REPO,
     copy_eval_photos,
+    journal_lines,
     make_dataset,
     read_manifest,
     run_cli,
     skin_image,
     tree_digest,
+    wait_until,
     with_exif_orientation,
 )
 from skinseg.imageio import ImageReadError, read_image
@@ -245,14 +246,14 @@ def medium_src(tmp_path):
 
 
 def interrupted_then_resumed(src: Path, dst: Path, how: signal.Signals, after_records: int) -> None:
+    # The source's last image never finishes in this run, so the signal always lands mid-build.
+    last = max(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
     proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    journal = dst / ".skinseg" / "journal.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if journal.exists() and journal.read_bytes().count(b"\n") >= after_records:
-            break
-        time.sleep(0.02)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env=dict(os.environ, SKINSEG_TEST_FAULTS=f"hang:{last}"))
+    wait_until(lambda: proc.poll() is not None or journal_lines(dst) >= after_records,
+               f"{after_records} journal lines")
+    assert proc.poll() is None, proc.communicate()
     if how == signal.SIGKILL:
         os.killpg(proc.pid, signal.SIGKILL)          # the whole job, workers included, with no warning
     else:
@@ -299,7 +300,10 @@ def test_parameter_change_updates_exactly_the_affected_outputs(medium_src, tmp_p
     run_cli("--src", medium_src, "--dst", dst, "--workers", "1", "--no-face", "--quiet", expect=1)
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in dst.rglob("*.png") if "masks" in p.parts[-3]}
     images_before = {p: p.read_bytes() for p in (dst / "images").rglob("*.*")}
-    time.sleep(0.01)
+    # Back-date every file: one the re-run rewrites gets a new time, whatever the clock's resolution.
+    for path in before:
+        os.utime(path, ns=(10**18, 10**18))
+    before = {p: (10**18, data) for p, (_, data) in before.items()}
     run_cli("--src", medium_src, "--dst", dst, "--workers", "1", "--no-face", "--quiet",
             "--background", "original", expect=1)
     after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in dst.rglob("*.png") if "masks" in p.parts[-3]}

@@ -12,7 +12,6 @@ import os
 import signal
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
@@ -21,7 +20,7 @@ import pytest
 from test_hardening import dataset_files, in_private_mount, tool
 from test_process import _group_alive
 
-from conftest import make_dataset, read_manifest, run_cli, skin_image, tree_digest
+from conftest import journal_lines, make_dataset, read_manifest, run_cli, skin_image, tree_digest, wait_until
 
 
 def run_tool(*args, timeout=120, env_extra=None) -> subprocess.CompletedProcess:
@@ -122,22 +121,19 @@ def test_workers_are_capped_to_the_cpus_available(tmp_path):
 
 def test_workers_and_servers_exit_when_the_main_process_is_killed(tmp_path):
     src = make_dataset(tmp_path / "src", {f"train/A/{i:03d}.png": skin_image(400, 300, seed_offset=i % 7)
-                                          for i in range(400)})
+                                          for i in range(40)})
     dst = tmp_path / "dst"
-    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # One image never finishes, so the build is still running whenever the kill comes.
+    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--image-timeout", "3600"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=dict(os.environ, SKINSEG_TEST_FAULTS="hang:A/039.png"))
     try:
-        journal = dst / ".skinseg" / "journal.jsonl"
-        deadline = time.time() + 120
-        while time.time() < deadline and not (journal.exists() and journal.read_bytes().count(b"\n") >= 10):
-            time.sleep(0.05)
-        assert proc.poll() is None, "the build finished before it could be killed"
+        wait_until(lambda: journal_lines(dst) >= 2, "the build's first journal lines")
+        assert proc.poll() is None, "the build ended though one of its images never finishes"
         os.kill(proc.pid, signal.SIGKILL)                # the main process only, as the OOM killer does
         proc.wait()
-        deadline = time.time() + 20
-        while _group_alive(proc.pid) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not _group_alive(proc.pid), "fork server, resource tracker or workers outlived the main process"
+        wait_until(lambda: not _group_alive(proc.pid), "the fork server, resource tracker and workers to exit "
+                   "after the main process was killed", timeout=30)
     finally:
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -264,9 +260,8 @@ def _start_stuck_build(src: Path, dst: Path, *extra: str) -> subprocess.Popen:
     proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--quiet", *extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     journals = dst / ".skinseg"
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(p.stat().st_size for p in journals.glob("journal*.jsonl")):
-        time.sleep(0.05)
+    wait_until(lambda: proc.poll() is not None or any(p.stat().st_size for p in journals.glob("journal*.jsonl")),
+               "the build's first journal line")
     assert proc.poll() is None, proc.communicate()
     return proc
 
@@ -376,30 +371,28 @@ def test_only_paths_skinseg_wrote_inside_dst_are_ever_deleted(tmp_path):
 def test_outputs_in_flight_at_a_kill_are_removed_when_an_option_changes(tmp_path):
     """kill -9 with --image-format png, then a build with jpg: the png outputs
     of the images that were being written when the build died go too."""
-    src = make_dataset(tmp_path / "src", {f"train/A/{i:03d}.png": skin_image(640, 480, seed_offset=i % 7)
-                                          for i in range(300)})
+    src = make_dataset(tmp_path / "src", {f"train/A/{i:03d}.png": skin_image(320, 240, seed_offset=i % 7)
+                                          for i in range(40)})
     dst = tmp_path / "dst"
-    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--image-format", "png"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    journal = dst / ".skinseg/journal.jsonl"
-    orphans = set()
+    # A020's files are written, then its worker stops before the record is sent:
+    # the state a kill leaves when it lands between an image's writes and its journal line.
+    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--image-format", "png",
+                                 "--image-timeout", "3600"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=dict(os.environ, SKINSEG_TEST_FAULTS="hang_after_write:A/020.png"))
+    in_flight = dst / "images/train/A__020.png"
     try:
-        for _ in range(400):
-            # Frozen, the build cannot finish an image between the look and the kill.
-            os.killpg(proc.pid, signal.SIGSTOP)
-            journaled = {json.loads(line)["image"] for line in journal.read_text().splitlines()
-                         if line.endswith("}")} if journal.exists() else set()
-            images = {p.relative_to(dst).as_posix() for p in (dst / "images").rglob("*.png")}
-            orphans = images - journaled
-            if orphans:
-                break
-            os.killpg(proc.pid, signal.SIGCONT)
-            time.sleep(0.003)
+        wait_until(lambda: (dst / "masks_preview/train/A__020.png").exists() and in_flight.exists(),
+                   "the held image's files")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert orphans, "no image was caught half-way; the build may have finished too fast"
+    journal = dst / ".skinseg/journal.jsonl"
+    journaled = {json.loads(line)["image"] for line in journal.read_text().splitlines()
+                 if line.endswith("}")} if journal.exists() else set()
+    assert in_flight.relative_to(dst).as_posix() not in journaled
     run_cli("--src", src, "--dst", dst, "--workers", "2", "--quiet", "--no-face")
+    assert not in_flight.exists()
     claimed = {p for r in read_manifest(dst) for p in (r["image"], r["mask"], r["preview"]) if p}
     for folder in ("images", "masks", "masks_preview"):
         on_disk = {p.relative_to(dst).as_posix() for p in (dst / folder).rglob("*") if p.is_file()}
