@@ -10,6 +10,7 @@ Tests that need them skip with the reason when they are not set.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -87,6 +88,32 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 120.
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout:g} s for {what}; it did not happen")
         time.sleep(0.02)           # the poll interval, not a delay anything depends on
+
+
+def finish(proc, timeout: float = 120.0) -> tuple[str, str]:
+    """proc.communicate() within a deadline.  A process still running then
+    is stuck: it is made to print every thread's Python stack (started with
+    PYTHONFAULTHANDLER=1, as `tool_env` does, SIGABRT dumps them), killed,
+    and the test fails with what it printed."""
+    import signal
+    import subprocess
+
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"the process did not end within {timeout:g} s; its stacks:\n{err}") from None
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment for running the tool as a process: this one, plus
+    `extra`, and Python's fault handler on (see `finish`)."""
+    return dict(os.environ, PYTHONFAULTHANDLER="1", **extra)
 
 
 def journal_lines(dst: Path) -> int:

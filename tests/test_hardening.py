@@ -23,11 +23,13 @@ import pytest
 from conftest import (
     REPO,
     copy_eval_photos,
+    finish,
     journal_lines,
     make_dataset,
     read_manifest,
     run_cli,
     skin_image,
+    tool_env,
     tree_digest,
     wait_until,
     with_exif_orientation,
@@ -250,7 +252,7 @@ def interrupted_then_resumed(src: Path, dst: Path, how: signal.Signals, after_re
     last = max(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
     proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            env=dict(os.environ, SKINSEG_TEST_FAULTS=f"hang:{last}"))
+                            env=tool_env(SKINSEG_TEST_FAULTS=f"hang:{last}"))
     wait_until(lambda: proc.poll() is not None or journal_lines(dst) >= after_records,
                f"{after_records} journal lines")
     assert proc.poll() is None, proc.communicate()
@@ -258,7 +260,7 @@ def interrupted_then_resumed(src: Path, dst: Path, how: signal.Signals, after_re
         os.killpg(proc.pid, signal.SIGKILL)          # the whole job, workers included, with no warning
     else:
         proc.send_signal(how)
-    proc.communicate(timeout=120)
+    finish(proc)
     assert proc.returncode != 0
     if how != signal.SIGKILL:
         assert not [p for p in dst.rglob("*") if ".skinseg-tmp-" in p.name]

@@ -20,7 +20,7 @@ import pytest
 from test_hardening import dataset_files, in_private_mount, tool
 from test_process import _group_alive
 
-from conftest import journal_lines, make_dataset, read_manifest, run_cli, skin_image, tree_digest, wait_until
+from conftest import journal_lines, make_dataset, read_manifest, run_cli, skin_image, tool_env, tree_digest, wait_until
 
 
 def run_tool(*args, timeout=120, env_extra=None) -> subprocess.CompletedProcess:
@@ -126,7 +126,7 @@ def test_workers_and_servers_exit_when_the_main_process_is_killed(tmp_path):
     # One image never finishes, so the build is still running whenever the kill comes.
     proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--image-timeout", "3600"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=dict(os.environ, SKINSEG_TEST_FAULTS="hang:A/039.png"))
+                            env=tool_env(SKINSEG_TEST_FAULTS="hang:A/039.png"))
     try:
         wait_until(lambda: journal_lines(dst) >= 2, "the build's first journal lines")
         assert proc.poll() is None, "the build ended though one of its images never finishes"
@@ -379,7 +379,7 @@ def test_outputs_in_flight_at_a_kill_are_removed_when_an_option_changes(tmp_path
     proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--image-format", "png",
                                  "--image-timeout", "3600"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=dict(os.environ, SKINSEG_TEST_FAULTS="hang_after_write:A/020.png"))
+                            env=tool_env(SKINSEG_TEST_FAULTS="hang_after_write:A/020.png"))
     in_flight = dst / "images/train/A__020.png"
     try:
         wait_until(lambda: (dst / "masks_preview/train/A__020.png").exists() and in_flight.exists(),

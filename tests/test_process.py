@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, journal_lines, make_dataset, read_manifest, skin_image, tree_digest, wait_until
+from conftest import (
+    REPO,
+    finish,
+    journal_lines,
+    make_dataset,
+    read_manifest,
+    skin_image,
+    tool_env,
+    tree_digest,
+    wait_until,
+)
 
 
 def run_tool(*args, env_extra=None, **kwargs):
@@ -38,10 +48,10 @@ def test_sigint_stops_cleanly_and_a_rerun_completes(tmp_path):
     # The last image never finishes in this run: the SIGINT always lands mid-build.
     proc = subprocess.Popen([sys.executable, str(REPO / "build_dataset.py"), "--src", str(src), "--dst", str(dst),
                              "--workers", "2", "--no-face"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, SKINSEG_TEST_FAULTS="hang:A/059.png"))
+                            text=True, env=tool_env(SKINSEG_TEST_FAULTS="hang:A/059.png"))
     wait_until(lambda: proc.poll() is not None or journal_lines(dst) >= 5, "the build's first 5 journal lines")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = finish(proc)
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
     leftovers = [p for p in dst.rglob("*") if ".skinseg-tmp-" in p.name]
@@ -98,7 +108,7 @@ def test_ctrl_c_while_workers_start_is_clean(model_dir, tmp_path, moment):
     proc = subprocess.Popen([sys.executable, str(REPO / "build_dataset.py"), "--src", str(src),
                              "--dst", str(dst), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=dict(os.environ, SKINSEG_TEST_FAULTS="hang:A/029.png"))
+                            env=tool_env(SKINSEG_TEST_FAULTS="hang:A/029.png"))
     try:
         reached = {
             "fork server started": lambda: _children(proc.pid),
@@ -109,7 +119,7 @@ def test_ctrl_c_while_workers_start_is_clean(model_dir, tmp_path, moment):
         wait_until(lambda: proc.poll() is not None or reached(), moment)
         assert proc.poll() is None, proc.communicate()
         os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        out, err = finish(proc)
         assert proc.returncode == 130, (moment, err)
         assert "Traceback" not in err and "Error" not in err, (moment, err)
         assert err.strip().endswith("run the same command again to resume"), (moment, err)
