@@ -190,12 +190,12 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
                                      "[--method rules: 0].")
 @click.option("--person-segmentation/--no-person-segmentation", default=True, show_default=True,
               help="adaptive: drop skin-coloured background around people found by MediaPipe's selfie "
-                   "segmenter (used when a face is found; skipped with a warning if its model is unavailable).")
+                   "segmenter (used when a face is found; without its model: a recorded fallback, not used).")
 @click.option("--person-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe selfie segmenter .tflite (default: downloaded to the cache).")
 @click.option("--face-mesh/--no-face-mesh", default=True, show_default=True,
               help="adaptive: outline every face with MediaPipe's 478-point face mesh (eyes, brows, lips, "
-                   "nostrils cut out, hair kept out; without its model: one warning, then keypoints).")
+                   "nostrils cut out, hair kept out; without its model: a recorded fallback, keypoints).")
 @click.option("--mesh-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe face_landmarker.task (default: downloaded to the cache).")
 @click.option("--fill-lesions/--no-fill-lesions", default=True, show_default=True,
