@@ -1,10 +1,11 @@
 """Command line: parse options into a BuildConfig, call build(), summarise;
 print what `skinseg models` finds.
 
-`skinseg` is a group of commands (`build`, `models`); without a command it
-builds, as it did before it had commands, and `build_dataset.py` runs the
-build command itself.  Nothing here decides how images are processed (see
-build.py and pipeline.py) nor where models come from (models.py, modelstore.py).
+`skinseg` is a group of commands (`build`, `models` from cli_models.py);
+without a command it builds, as it did before it had commands, and
+`build_dataset.py` runs the build command itself.  Nothing here decides how
+images are processed (see build.py and pipeline.py) nor where models come
+from (models.py, modelstore.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, forkserver, state
+from .cli_models import CONTEXT, models_command
 from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
 
 if TYPE_CHECKING:
@@ -129,9 +131,6 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
             continue      # hue min > max wraps around red
         if a > b:
             raise click.BadParameter(f"{name_min} is above {name_max} in channel {index + 1} ({a} > {b})")
-
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.command("build", context_settings=CONTEXT, short_help="Build a segmentation dataset (the default command).")
@@ -350,65 +349,8 @@ def main() -> None:
     """
 
 
-@main.group("models", context_settings=CONTEXT, short_help="Fetch, check and show the model files.")
-def models_command() -> None:
-    """Fetch, check and show the MediaPipe model files (pinned by sha256).
-
-    On a cluster whose nodes have no network: `skinseg models fetch --dir
-    DIR` on a login node, then SKINSEG_MODEL_DIR=DIR for the builds.
-    """
-
-
-_FOLDER = click.Path(path_type=Path, file_okay=False)
-
-
-@models_command.command("fetch", context_settings=CONTEXT)
-@click.option("--dir", "folder", type=_FOLDER, default=None,
-              help="Download into this folder instead of the cache (then point SKINSEG_MODEL_DIR at it).")
-def models_fetch(folder: Optional[Path]) -> None:
-    """Download the models that are missing or wrong.
-
-    Each file's sha256 is checked against the pin; exit status 1 if one cannot be had.
-    """
-    from . import modelstore
-
-    _print_statuses(modelstore.fetch(folder, show_progress=sys.stderr.isatty()))
-
-
-@models_command.command("check", context_settings=CONTEXT)
-@click.option("--dir", "folder", type=_FOLDER, default=None,
-              help="Check this folder instead of where a build looks (SKINSEG_MODEL_DIR, then the cache).")
-def models_check(folder: Optional[Path]) -> None:
-    """Check the model files a build would use.
-
-    Every file is read and its sha256 compared with the pin; exit status 1 if one is missing or wrong.
-    """
-    from . import modelstore
-
-    _print_statuses(modelstore.survey(folder))
-
-
-@models_command.command("where", context_settings=CONTEXT)
-def models_where() -> None:
-    """Where a build looks for each model, and what it finds there."""
-    from . import modelstore
-
-    click.echo("\n".join(modelstore.lookup_order()))
-    for status in modelstore.survey():
-        click.echo(status.line())
-
-
-def _print_statuses(statuses) -> None:
-    for status in statuses:
-        click.echo(status.line())
-    problems = [s for s in statuses if not s.ok]
-    if problems:
-        click.echo(f"{len(problems)} model file{'s' if len(problems) > 1 else ''} missing or wrong: "
-                   "`skinseg models fetch` downloads them (see the README's Models section)", err=True)
-        sys.exit(1)
-
-
 main.add_command(build_command)
+main.add_command(models_command)
 
 
 def _raise_interrupt(signum, _frame) -> None:

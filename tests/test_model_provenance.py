@@ -185,3 +185,11 @@ def test_models_downloaded_now_are_recorded_as_such_and_checked(src, tmp_path, m
     assert not (models.cache_dir() / "face_landmarker.task").exists()       # a damaged download is not kept
     build(src, dst, "--quiet")
     assert read_build_info(dst).models.face_detector.source == "cache"
+
+
+def test_the_api_says_what_each_stage_runs_with(no_models):
+    from skinseg import Segmenter
+
+    with Segmenter() as segmenter:
+        assert [stage for stage, _ in segmenter.models.fallbacks()] == ["face_detector", "face_mesh",
+                                                                         "person_segmenter"]
