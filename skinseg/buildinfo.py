@@ -180,7 +180,7 @@ def _legacy_models(data: dict, parameters: dict) -> ModelUses:
         if not enabled:
             return ModelUse(OFF, "not used")
         if name:
-            return ModelUse(MODEL if name == preferred else FALLBACK, name, file=name,
+            return ModelUse(MODEL if name == preferred else FALLBACK, f"MediaPipe's {STAGE_NAMES[key]}", file=name,
                             wanted=None if name == preferred else preferred,
                             reason=None if name == preferred else "recorded before skinseg kept the reason")
         return ModelUse(FALLBACK, instead, wanted=preferred, reason="recorded before skinseg kept the reason")

@@ -20,11 +20,11 @@ model files to know they did not change.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import stat
 import sys
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,7 +338,7 @@ def fetch_into(spec: ModelSpec, folder: Path, show_progress: bool = False) -> Mo
         digest = download(url, folder / spec.filename, show_progress, spec.kind, sha256=spec.sha256)
     except ModelUnavailable:
         raise
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:     # URLError is an OSError
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
         raise ModelUnavailable(f"{spec.what} could not be downloaded from {url} ({reason})") from None
     return ModelFile(folder / spec.filename, DOWNLOADED, digest)
