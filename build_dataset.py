@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build a skin segmentation dataset: python build_dataset.py --src dataset_original --dst dataset"""
 
-from skinseg.cli import main
+from skinseg.cli import build_command
 
 if __name__ == "__main__":
-    main()
+    build_command()

@@ -24,6 +24,7 @@ import numpy as np
 
 from .build import BuildAborted, BuildError, BuildInterrupted, BuildResult
 from .build import build as build_dataset
+from .buildinfo import ModelUses
 from .cleanup import skin_fraction
 from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
 from .face import Face
@@ -87,8 +88,10 @@ class Segmenter:
 
     Models are found (or downloaded) as for a build: --face-model etc. are
     the config's paths, then $SKINSEG_MODEL_DIR, the cache, the download; a
-    missing optional model is a logged warning.  One Segmenter is not safe
-    to share between threads: open one per worker process or thread.
+    missing optional model is a logged warning, and `models` says what each
+    stage runs with (`models.fallbacks()`: the stages without their model).
+    One Segmenter is not safe to share between threads: open one per worker
+    process or thread.
     """
 
     def __init__(self, config: Optional[PipelineConfig] = None, *, show_progress: bool = False):
@@ -96,6 +99,7 @@ class Segmenter:
         plans = plan_models(self.config, show_progress)
         for note in plans.notes:
             log.warning("%s", note)
+        self.models: ModelUses = plans.uses
         self._engines: Optional[Engines] = open_engines(plans)
 
     def segment(self, image: np.ndarray, *, channels: Literal["bgr", "rgb"] = "bgr") -> SegmentResult:

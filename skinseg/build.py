@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Optional, Union
 
 from . import __version__, outputs
+from .buildinfo import BuildInfo, BuildInfoError, IgnoredFile, ModelUses, RunInfo, read_build_info
 from .config import BuildConfig
 from .discover import (
     BACKGROUND_NAME,
@@ -53,6 +54,7 @@ from .discover import (
     name_bytes,
     read_class_file,
 )
+from .fallback import previous_build, refusal
 from .forkserver import available_cpus
 from .hub import write_hub_files
 from .imageio import atomic_file, atomic_write_bytes, encode_image, remove_temp_files
@@ -113,6 +115,7 @@ class BuildResult:
     failed_reused: int = 0         # failed in an earlier run with the same inputs, not tried again
     outside_classes: list[str] = field(default_factory=list)   # images outside any class folder: not used
     segmented: int = 0             # of the processed images, those whose faces and skin were looked for
+    models: Optional[ModelUses] = None      # what each stage ran with (the summary names every fallback)
     # Every image's record; a build with nothing to do reads them from the
     # manifest only when asked (a 100 000-line manifest is not read for nothing).
     loaded_records: Optional[list[Record]] = field(default=None, repr=False)
@@ -155,9 +158,10 @@ def _summaries(records: list[Record]) -> dict:
 def _manifest_is_ours(dst: Path) -> bool:
     """Whether dst/manifest.jsonl is this tool's: its build.json says so."""
     try:
-        return json.loads((dst / BUILD_JSON).read_text(encoding="utf-8")).get("tool") == "skinseg"
-    except (OSError, ValueError, AttributeError):
+        read_build_info(dst)
+    except BuildInfoError:
         return False
+    return True
 
 
 def is_skinseg_build(dst: Path) -> bool:
@@ -420,12 +424,9 @@ def _resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
 def _plan_models(config: BuildConfig) -> ModelPlans:
     """Find (or download) the models once, before any worker starts."""
     try:
-        plans = plan_models(config.pipeline, config.progress)
+        return plan_models(config.pipeline, config.progress)
     except ModelUnavailable as exc:
         raise BuildError(str(exc)) from None
-    for note in plans.notes:
-        log.warning("%s", note)
-    return plans
 
 
 def _counts(records: list[Record]) -> dict:
@@ -532,10 +533,6 @@ def _shard_file(dst: Path, index: int, count: int) -> Path:
     return dst / STATE_DIR / "shards" / f"{index}-of-{count}.jsonl"
 
 
-def _model_name(path: Optional[str]) -> Optional[str]:
-    return os.path.basename(path) if path else None
-
-
 @dataclass
 class _Prepared:
     """Everything decided before the destination is locked."""
@@ -558,39 +555,42 @@ class _Prepared:
         return {"build": _hash(json_text(dataclasses.asdict(self.keys))), "classes": self.class_names,
                 "images": len(self.tasks), "listing": _hash(listing)}
 
-    def info(self) -> dict:
+    def info(self) -> BuildInfo:
         """build.json without its counts and run: everything it says that
         depends only on the source and the parameters."""
         config, plans = self.config, self.plans
         layout = config.pipeline.output.layout
-        return {
-            "tool": "skinseg",
-            "version": __version__,
-            "parameters": {
-                "src": str(config.src),
-                "classes_file": str(config.classes_file) if config.classes_file else None,
-                "sample_per_class": config.sample,
-                "input": dataclasses.asdict(config.input),
-                **config.pipeline.to_dict(),
-            },
-            "face_detector": {"name": plans.detector.name, "model": _model_name(plans.detector.model_path),
-                              "signature": plans.detector.signature},
-            "person_segmenter": {"model": _model_name(plans.segmenter.model_path),
-                                 "signature": plans.segmenter.signature},
-            "face_mesh": {"model": _model_name(plans.mesher.model_path), "signature": plans.mesher.signature},
-            "classes": [BACKGROUND_NAME] + self.class_names,
-            "mask_dtype": self.mask_dtype,
-            "layout": layout,
-            "ignore_index": ignore_index(layout, self.mask_dtype),
-            "ignored_files": [{"path": p, "reason": why} for p, why in self.discovery.ignored],
-            "warnings": list(self.discovery.warnings),
+        parameters = {
+            "src": str(config.src),
+            "classes_file": str(config.classes_file) if config.classes_file else None,
+            "sample_per_class": config.sample,
+            "input": dataclasses.asdict(config.input),
+            **config.pipeline.to_dict(),
         }
+        return BuildInfo(
+            version=__version__,
+            parameters=json.loads(json_text(parameters)),      # as build.json holds it: lists, not tuples
+            models=plans.uses,
+            classes=(BACKGROUND_NAME, *self.class_names),
+            mask_dtype=self.mask_dtype,
+            layout=layout,
+            ignore_index=ignore_index(layout, self.mask_dtype),
+            ignored_files=tuple(IgnoredFile(p, why) for p, why in self.discovery.ignored),
+            # Every fallback is a warning too: a stage ran without its model.
+            warnings=(*self.discovery.warnings, *plans.uses.warnings()),
+        )
 
 
-def _final_key(info: dict, fingerprints) -> str:
+def _comparable(info: BuildInfo) -> str:
+    """What a re-run compares with the last build's build.json: all but its
+    counts, run and warnings (a card's warning is added as it is written)."""
+    return json_text(dataclasses.replace(info, counts=None, run=None, warnings=()).to_json())
+
+
+def _final_key(info: BuildInfo, fingerprints) -> str:
     """Identifies the dataset-level files: build.json's content (info, without
     its counts and run) and every image's fingerprint, in order."""
-    digest = hashlib.sha256(json_text(info).encode("utf-8"))
+    digest = hashlib.sha256(json_text(info.to_json()).encode("utf-8"))
     for fingerprint in fingerprints:
         digest.update(fingerprint.encode("ascii"))
     return digest.hexdigest()[:16]
@@ -611,6 +611,11 @@ def build(config: BuildConfig) -> BuildResult:
     class_ids = {name: i for i, name in enumerate(class_names, start=1)}
     dtype = mask_dtype(len(class_names), config.pipeline.output.layout)
     plans = _plan_models(config)
+    refused = refusal(dst, previous_build(dst), plans.uses, config.shard)
+    if refused and not config.allow_fallback:
+        raise BuildError(refused)
+    for note in plans.notes:         # after the refusal, which says it all
+        log.warning("%s", note)
     _check_writable(dst)
 
     keys = Keys.of(config, plans, dtype)
@@ -643,16 +648,15 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
         return None
     try:
         final = json.loads((state / FINAL_STATE).read_text(encoding="utf-8"))
-        info = json.loads((dst / BUILD_JSON).read_text(encoding="utf-8"))
+        info = read_build_info(dst)
         statuses = final["statuses"]
         if len(statuses) != len(tasks) or any(_stamp(dst / name) != stamp for name, stamp in final["files"].items()):
             return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):      # BuildInfoError is a ValueError
         return None
     current = prepared.info()
-    core = json.loads(json_text(current))                # as build.json holds it: lists, not tuples
     if (final.get("key") != _final_key(current, (t.fingerprint for t in tasks))
-            or any(info.get(key) != value for key, value in core.items() if key != "warnings")):
+            or _comparable(info) != _comparable(current)):
         return None
     if config.retry_failed and "f" in statuses:
         return None
@@ -670,14 +674,14 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
                     row = json.loads(line)
                     failed.append((row["source"], row.get("reason") or ""))
     elapsed = time.monotonic() - prepared.started
-    info["run"] = {"started_at": prepared.started_at, "elapsed_seconds": round(elapsed, 3), "workers": 0,
-                   "processed": 0, "segmented": 0, "reused": len(tasks), "shard": None}
-    _write_text(dst / BUILD_JSON, json_text(info, indent=2) + "\n")
+    info = dataclasses.replace(info, run=RunInfo(prepared.started_at, round(elapsed, 3), workers=0, processed=0,
+                                                 segmented=0, reused=len(tasks)))
+    _write_text(dst / BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
     return BuildResult(dst, prepared.class_names, processed=0, reused=len(tasks), elapsed_seconds=elapsed,
                        by_split=_by_split((t.split, by_status[s]) for t, s in zip(tasks, statuses)), failed=failed,
                        warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
                        outside_classes=prepared.discovery.outside_classes, workers=0,
-                       failed_reused=statuses.count("f"))
+                       failed_reused=statuses.count("f"), models=prepared.plans.uses)
 
 
 def _build_locked(prepared: _Prepared) -> BuildResult:
@@ -746,7 +750,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
                          elapsed_seconds=time.monotonic() - prepared.started,
                          warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
                          outside_classes=prepared.discovery.outside_classes, shard=config.shard, workers=workers,
-                         failed_reused=failed_reused, segmented=segmented,
+                         failed_reused=failed_reused, segmented=segmented, models=prepared.plans.uses,
                          **_summaries([final[t.source] for t in mine]))
     try:
         if config.shard is not None:
@@ -819,17 +823,16 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
                                                                        prepared.mask_dtype), ".png"))
     info = prepared.info()
     key = _final_key(info, (r.fingerprint for r in records))
-    info["counts"] = _counts(records)
     # Everything above depends only on the source and the parameters;
     # "run" describes this particular run (or, sharded, the last shard's).
-    info["run"] = {"started_at": prepared.started_at, "elapsed_seconds": round(result.elapsed_seconds, 3),
-                   "workers": result.workers, "processed": result.processed, "segmented": result.segmented,
-                   "reused": result.reused, "shard": list(config.shard) if config.shard else None}
-    warnings, hub_files = write_hub_files(dst, records, info, _write_lines)
+    info = dataclasses.replace(info, counts=_counts(records), run=RunInfo(
+        prepared.started_at, round(result.elapsed_seconds, 3), result.workers, result.processed, result.segmented,
+        result.reused, config.shard))
+    warnings, hub_files = write_hub_files(dst, records, info.to_json(), _write_lines)
     for warning in warnings:
         log.warning("%s", warning)
-        info["warnings"].append(warning)
-    _write_text(dst / BUILD_JSON, json_text(info, indent=2) + "\n")
+    info = dataclasses.replace(info, warnings=info.warnings + tuple(warnings))
+    _write_text(dst / BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
     report_files = write_report(dst, config.src, records, info)
     _write_lines(dst / MANIFEST, (json_text(r.to_dict()) + "\n" for r in records))
     # What a re-run with nothing to do checks instead of reading the records.

@@ -1,6 +1,11 @@
-"""Command line: parse options into a BuildConfig, call build(), summarise.
+"""Command line: parse options into a BuildConfig, call build(), summarise;
+print what `skinseg models` finds.
 
-Nothing here decides how images are processed; see build.py and pipeline.py.
+`skinseg` is a group of commands (`build`, `models` from cli_models.py);
+without a command it builds, as it did before it had commands, and
+`build_dataset.py` runs the build command itself.  Nothing here decides how
+images are processed (see build.py and pipeline.py) nor where models come
+from (models.py, modelstore.py).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, forkserver, state
+from .cli_models import CONTEXT, models_command
 from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
 
 if TYPE_CHECKING:
@@ -127,7 +133,7 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
             raise click.BadParameter(f"{name_min} is above {name_max} in channel {index + 1} ({a} > {b})")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command("build", context_settings=CONTEXT, short_help="Build a segmentation dataset (the default command).")
 @click.option("--src", type=click.Path(path_type=Path), default=Path("dataset_original"), show_default=True,
               help="Classification dataset: <src>/<split>/<class>/<images>.")
 @click.option("--dst", type=click.Path(path_type=Path), default=Path("dataset"), show_default=True,
@@ -183,12 +189,12 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
                                      "[--method rules: 0].")
 @click.option("--person-segmentation/--no-person-segmentation", default=True, show_default=True,
               help="adaptive: drop skin-coloured background around people found by MediaPipe's selfie "
-                   "segmenter (used when a face is found; skipped with a warning if its model is unavailable).")
+                   "segmenter (used when a face is found; without its model: a recorded fallback, not used).")
 @click.option("--person-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe selfie segmenter .tflite (default: downloaded to the cache).")
 @click.option("--face-mesh/--no-face-mesh", default=True, show_default=True,
               help="adaptive: outline every face with MediaPipe's 478-point face mesh (eyes, brows, lips, "
-                   "nostrils cut out, hair kept out; without its model: one warning, then keypoints).")
+                   "nostrils cut out, hair kept out; without its model: a recorded fallback, keypoints).")
 @click.option("--mesh-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe face_landmarker.task (default: downloaded to the cache).")
 @click.option("--fill-lesions/--no-fill-lesions", default=True, show_default=True,
@@ -226,9 +232,12 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
 @click.option("--sample", type=click.IntRange(1), default=None,
               help="Only N images per class (a fixed choice): a quick look before the full build.")
 @click.option("--overwrite", is_flag=True, help="Rebuild every image; allow a non-empty dst that is not a build.")
+@click.option("--allow-fallback", is_flag=True,
+              help="Build even where a missing model makes a stage fall back although the last build in --dst "
+                   "used it (its outputs are replaced by worse ones), or in a shard (see README, Models).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; warnings and errors only.")
 @click.version_option(__version__, prog_name="skinseg")
-def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_seed: int, layout: str,
+def build_command(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_seed: int, layout: str,
          ignore_band: int, classes_file: Optional[Path], method: str, hsv_min, hsv_max, ycrcb_min, ycrcb_max,
          face_enabled: bool, face_detector: str, face_model: Optional[Path], min_face_score: float,
          face_margin: float, crop: bool, crop_faces: Optional[str], crop_to_skin: Optional[bool], min_crop_side: int,
@@ -238,7 +247,7 @@ def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_se
          min_component_area: float, min_skin_fraction: float, background: Optional[str], image_format: str,
          max_pixels: int, workers: Optional[int], image_timeout: float, retry_failed: bool,
          shard: Optional[tuple[int, int]], sample: Optional[int],
-         overwrite: bool, quiet: bool) -> None:
+         overwrite: bool, allow_fallback: bool, quiet: bool) -> None:
     """Turn a skin classification dataset into a skin segmentation dataset.
 
     For every image: find the face (optional) and crop to it, find the skin
@@ -278,7 +287,7 @@ def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_se
                                            split_seed=split_seed),
                          workers=workers or forkserver.available_cpus(), overwrite=overwrite,
                          shard=shard, sample=sample, image_timeout=image_timeout, retry_failed=retry_failed,
-                         progress=not quiet and sys.stderr.isatty())
+                         allow_fallback=allow_fallback, progress=not quiet and sys.stderr.isatty())
     _setup_logging()
     _last_signal[0] = signal.SIGINT
     # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
@@ -320,6 +329,30 @@ def main(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio, split_se
 _last_signal = [signal.SIGINT]
 
 
+class _BuildWithoutCommand(click.Group):
+    """`skinseg [OPTIONS]` with no command is `skinseg build [OPTIONS]`, as
+    it was before skinseg had commands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in (*ctx.help_option_names, "--version")):
+            args = ["build", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_BuildWithoutCommand, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="skinseg")
+def main() -> None:
+    """Turn a skin classification dataset into a skin segmentation dataset.
+
+    Without a command, `skinseg [OPTIONS]` is `skinseg build [OPTIONS]`
+    (`skinseg build --help` lists them).
+    """
+
+
+main.add_command(build_command)
+main.add_command(models_command)
+
+
 def _raise_interrupt(signum, _frame) -> None:
     _last_signal[0] = signum
     raise KeyboardInterrupt
@@ -344,11 +377,17 @@ def summary(result: BuildResult) -> str:
     from .discover import printable
     counts = result.counts()
     images = sum(counts.values())
+    # Every stage that ran without its model, one line each, however the run ended.
+    fallbacks = [f"  fallback: {use.warning(stage)}" for stage, use in (result.models.fallbacks() if result.models
+                                                                          else ())]
+    if fallbacks:
+        fallbacks.append("  (masks are less precise without these models: `skinseg models where` shows where they "
+                         "are looked for, `skinseg models fetch` downloads them)")
     if not result.complete:
         k, n = result.shard
-        return (f"skinseg: shard {k}/{n} done: {counts['written']} written, {counts['skipped']} skipped, "
-                f"{counts['failed']} failed ({images} images). Other shards are still running; "
-                f"the last to finish writes {result.dst / 'manifest.jsonl'}")
+        return "\n".join([f"skinseg: shard {k}/{n} done: {counts['written']} written, {counts['skipped']} skipped, "
+                          f"{counts['failed']} failed ({images} images). Other shards are still running; "
+                          f"the last to finish writes {result.dst / 'manifest.jsonl'}", *fallbacks])
     rendered = result.processed - result.segmented
     how = f" ({rendered} only re-rendered: output options changed)" if rendered else ""
     lines = [f"skinseg: {counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed "
@@ -370,6 +409,7 @@ def summary(result: BuildResult) -> str:
     others = len(result.ignored) - len(result.outside_classes)
     if others:
         lines.append(f"  {others} non-image files ignored (listed in build.json)")
+    lines += fallbacks
     lines.append(f"  classes: {len(result.class_names)} -> {result.dst / 'classes.txt'}; "
                  f"every image's record: {result.dst / 'manifest.jsonl'}")
     lines.append(f"  to check it by eye, open {result.dst / 'report.html'}")

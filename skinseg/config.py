@@ -172,3 +172,6 @@ class BuildConfig:
     # still running after this is stuck, and its worker is stopped.
     image_timeout: float = 120.0         # seconds per image
     retry_failed: bool = False           # process again images that failed with unchanged inputs
+    # A stage whose model is missing may replace outputs made with it (or, in
+    # a shard, run at all): see fallback.py.  Without it such a build stops.
+    allow_fallback: bool = False

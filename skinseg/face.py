@@ -9,6 +9,7 @@ build uses; `open_detector` builds it inside each worker.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
@@ -17,8 +18,9 @@ import cv2
 import numpy as np
 
 from ._quiet import native_stderr_silenced
+from .buildinfo import BUILTIN, FALLBACK, OFF, ModelUse
 from .imageio import downscaled
-from .models import FACE_FULL_RANGE, FACE_SHORT_RANGE, ModelUnavailable, ensure_model, model_digest
+from .models import FACE_FULL_RANGE, FACE_SHORT_RANGE, NOT_USED, ModelFile, ModelRefused, ModelUnavailable, provide
 
 # BlazeFace keypoint order; "right"/"left" are the subject's own sides.
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
@@ -174,6 +176,10 @@ class OpenCVFaceDetector:
         pass
 
 
+HAAR = "OpenCV's Haar cascade face detector"
+HAAR_SIGNATURE = "opencv-haar-frontalface-default"
+
+
 @dataclass(frozen=True)
 class DetectorPlan:
     """What every worker opens: decided once, in the parent."""
@@ -183,19 +189,28 @@ class DetectorPlan:
     min_score: float = 0.5
     signature: str = "none"                    # identifies the model bytes, for resume fingerprints
     note: Optional[str] = None                 # a warning to show once (fallback taken)
+    use: ModelUse = NOT_USED                   # what build.json records
 
 
-def _mediapipe_model(explicit: Optional[Path], show_progress: bool) -> Path:
-    """The full-range model finds small faces in group photos and is as good
+def _mediapipe_model(explicit: Optional[Path], show_progress: bool
+                     ) -> tuple[ModelFile, Optional[ModelUnavailable]]:
+    """The model file, and why it is not the preferred one (None when it is).
+
+    The full-range model finds small faces in group photos and is as good
     as the short-range one on close-ups; the short-range model (the only one
-    MediaPipe lists for the Tasks API) is the fallback."""
+    MediaPipe lists for the Tasks API) is the fallback.  A wrong file under
+    either name is refused (ModelRefused), not skipped."""
     if explicit is not None:
-        return ensure_model(FACE_FULL_RANGE, explicit)
+        return provide(FACE_FULL_RANGE, explicit), None
     try:
-        return ensure_model(FACE_FULL_RANGE, show_progress=show_progress)
+        return provide(FACE_FULL_RANGE, show_progress=show_progress), None
+    except ModelRefused:
+        raise
     except ModelUnavailable as full_range:
         try:
-            return ensure_model(FACE_SHORT_RANGE, show_progress=show_progress)
+            return provide(FACE_SHORT_RANGE, show_progress=show_progress), full_range
+        except ModelRefused:
+            raise
         except ModelUnavailable:
             raise full_range from None   # name the preferred model; the short one is the fallback
 
@@ -206,17 +221,31 @@ def plan_detector(enabled: bool, requested: str, explicit_model: Optional[Path],
     had, else OpenCV with one warning; 'mediapipe' without a model is an
     error (ModelUnavailable), because the user asked for it by name."""
     if not enabled:
-        return DetectorPlan("none")
+        return DetectorPlan("none", use=ModelUse(OFF, "not used", reason="--no-face"))
     if requested == "opencv":
-        return DetectorPlan("opencv", signature="opencv-haar-frontalface-default")
+        return DetectorPlan("opencv", signature=HAAR_SIGNATURE,
+                            use=ModelUse(BUILTIN, HAAR, reason="--face-detector opencv"))
     try:
-        path = _mediapipe_model(explicit_model, show_progress)
+        found, not_preferred = _mediapipe_model(explicit_model, show_progress)
+    except ModelRefused:
+        raise
     except ModelUnavailable as exc:
         if requested == "mediapipe" or explicit_model is not None:
             raise
-        return DetectorPlan("opencv", signature="opencv-haar-frontalface-default",
-                            note=f"{exc}; using OpenCV's Haar face detector instead")
-    return DetectorPlan("mediapipe", str(path), min_score, f"mediapipe:{model_digest(path)[:16]}:{min_score}")
+        return DetectorPlan("opencv", signature=HAAR_SIGNATURE,
+                            note=f"{exc}; using OpenCV's Haar face detector instead",
+                            use=ModelUse(FALLBACK, HAAR, wanted=FACE_FULL_RANGE.filename, reason=exc.cause))
+    signature = f"mediapipe:{found.sha256[:16]}:{min_score}"
+    if not_preferred is None:
+        use = found.use(FACE_FULL_RANGE)
+        if explicit_model is not None:       # the user's file: full or short range, it does not say
+            use = dataclasses.replace(use, used="MediaPipe BlazeFace face detector")
+        return DetectorPlan("mediapipe", str(found.path), min_score, signature, use=use)
+    use = dataclasses.replace(found.use(FACE_SHORT_RANGE), status=FALLBACK, wanted=FACE_FULL_RANGE.filename,
+                              reason=not_preferred.cause)
+    return DetectorPlan("mediapipe", str(found.path), min_score, signature,
+                        note=f"{not_preferred}; using {FACE_SHORT_RANGE.filename} instead (it misses more small faces)",
+                        use=use)
 
 
 def open_detector(plan: DetectorPlan) -> FaceDetector:

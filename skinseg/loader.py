@@ -18,9 +18,10 @@ from typing import Callable, Literal, Optional, Sequence, Union
 import cv2
 import numpy as np
 
+from .buildinfo import read_build_info
 from .discover import BACKGROUND_NAME, read_class_file
 from .imageio import on_black
-from .state import BUILD_JSON, CLASSES_TXT, MANIFEST
+from .state import CLASSES_TXT, MANIFEST
 
 Size = Union[int, tuple[int, int]]      # side of a square, or (height, width)
 MASK_KEYS = ("mask", "skin_mask")
@@ -88,10 +89,10 @@ class SkinDataset:
     def __init__(self, root: Union[str, Path], split: str = "train", *, size: Optional[Size] = None,
                  channels: Literal["rgb", "bgr"] = "rgb", transform: Optional[Callable[[dict], dict]] = None):
         self.root = Path(root)
-        info = json.loads((self.root / BUILD_JSON).read_text(encoding="utf-8"))
-        self.layout: str = info.get("layout", "original")
-        self.ignore_index: int = info.get("ignore_index", 0)
-        self.mask_dtype: str = info.get("mask_dtype", "uint8")
+        info = read_build_info(self.root)       # BuildInfoError (a ValueError) says what is wrong with it
+        self.layout: str = info.layout
+        self.ignore_index: int = info.ignore_index
+        self.mask_dtype: str = info.mask_dtype
         self.classes: list[str] = [BACKGROUND_NAME] + read_class_file(self.root / CLASSES_TXT)
         self.split = split
         self.size = size

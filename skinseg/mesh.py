@@ -58,7 +58,7 @@ MIN_DETECTION = 0.6
 def plan_mesher(enabled: bool, explicit_model: Optional[Path], show_progress: bool = False) -> ModelPlan:
     return plan_optional_model(FACE_LANDMARKER, enabled, explicit_model,
                                "eyes and lips placed from the detector's keypoints, hair less well separated",
-                               show_progress)
+                               "the face detector's keypoints (no face mesh)", show_progress)
 
 
 def face_crop(face: Face) -> tuple[float, float, float]:

@@ -19,7 +19,7 @@ from .models import PERSON_SEGMENTER, ModelPlan, plan_optional_model
 
 def plan_segmenter(enabled: bool, explicit_model: Optional[Path], show_progress: bool = False) -> ModelPlan:
     return plan_optional_model(PERSON_SEGMENTER, enabled, explicit_model,
-                               "less precise on busy backgrounds", show_progress)
+                               "less precise on busy backgrounds", "no person segmentation", show_progress)
 
 
 class PersonSegmenter:

@@ -23,6 +23,7 @@ import numpy as np
 from . import outputs
 from ._quiet import native_stderr_silenced
 from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
+from .buildinfo import ModelUses
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
@@ -142,6 +143,11 @@ class ModelPlans:
     def notes(self) -> list[str]:
         """The warnings to show once: the stages that run without their model."""
         return [plan.note for plan in (self.detector, self.segmenter, self.mesher) if plan.note]
+
+    @property
+    def uses(self) -> ModelUses:
+        """What each stage runs with, as build.json records it."""
+        return ModelUses(self.detector.use, self.mesher.use, self.segmenter.use)
 
 
 @dataclass(frozen=True)

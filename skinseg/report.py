@@ -32,6 +32,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
+from .buildinfo import STAGE_NAMES, BuildInfo
 from .crop import is_whole
 from .discover import printable
 from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_image, read_output
@@ -72,19 +73,18 @@ def sample_per_class(classes: int) -> int:
     return max(1, min(PER_CLASS, SHEET_FIGURES // max(1, min(classes, CLASSES_SHOWN))))
 
 
-def write_report(dst: Path, src: Path, records: list[Record], info: dict, per_class: Optional[int] = None,
+def write_report(dst: Path, src: Path, records: list[Record], info: BuildInfo, per_class: Optional[int] = None,
                  suspects: int = 24) -> list[str]:
     """Write dst/report.html and its thumbnails (dst/report/…); return their
     paths, relative to dst."""
-    params = info.get("parameters") or {}
-    max_pixels = params.get("max_pixels", 100_000_000)
-    class_names = list(info.get("classes") or ["background"])[1:]
+    max_pixels = info.max_pixels
+    class_names = list(info.classes[1:])
     written = [r for r in records if r.status == "written"]
 
     shown_classes = set(class_names[:CLASSES_SHOWN])
     samples = _sample([r for r in written if r.class_name in shown_classes],
                       per_class or sample_per_class(len(class_names)))
-    ranked = _rank_suspects(written, params, suspects)
+    ranked = _rank_suspects(written, info.face_enabled, suspects)
     shown = {r.source: r for group in samples.values() for r in group}
     shown.update((r.source, r) for r, _, _ in ranked)
     # Decoding the sources dominates; OpenCV releases the GIL, so threads use every core.
@@ -115,9 +115,9 @@ def _sample(written: list[Record], per_class: int) -> dict[str, list[Record]]:
             for name, group in by_class.items()}
 
 
-def _rank_suspects(written: list[Record], params: dict, count: int) -> list[tuple[Record, float, list[str]]]:
-    """The written records most likely to be wrong, highest score first: (record, score, reasons)."""
-    face_on = (params.get("face") or {}).get("enabled", True)
+def _rank_suspects(written: list[Record], face_on: bool, count: int) -> list[tuple[Record, float, list[str]]]:
+    """The written records most likely to be wrong, highest score first: (record, score, reasons);
+    face_on: faces were looked for (a class without them is then suspect)."""
     by_class: dict[str, list[Record]] = defaultdict(list)
     for record in written:
         by_class[record.class_name].append(record)
@@ -229,6 +229,8 @@ figure img{display:block;max-width:180px;height:auto;background:#000}
 figcaption{font-size:12px;margin-top:4px;overflow-wrap:anywhere}
 .none{width:732px;height:60px;display:flex;align-items:center;justify-content:center;background:#eee;color:#777}
 details{margin:6px 0}summary{cursor:pointer}
+.alert{background:#fff3cd;border:2px solid #d9822b;padding:8px 12px;margin:8px 0}.alert ul{margin:4px 0}
+tr.fallback td{background:#fde2c8}
 """
 
 
@@ -261,25 +263,52 @@ def _table(head: list[str], rows: list[list[str]], numeric_from: int = 99, total
     return "".join(out) + "</table>"
 
 
-def _params_section(info: dict) -> str:
+def _fallback_alert(info: BuildInfo) -> str:
+    """A box at the very top naming every stage that ran without its model, or nothing."""
+    fallbacks = info.models.fallbacks()
+    if not fallbacks:
+        return ""
+    return (f'<div class="alert" id="fallbacks"><b>{len(fallbacks)} stage{"s" if len(fallbacks) > 1 else ""} ran '
+            "without the model skinseg uses by default</b>: the masks are less precise than with it "
+            "(docs/quality.md). Provide the model and build again (<code>skinseg models where</code> says where "
+            "models are looked for, <code>skinseg models fetch</code> downloads them).<ul>"
+            + "".join(f"<li>{_e(STAGE_NAMES[stage])}: {_e(use.used)} instead of <code>{_e(use.wanted)}</code>, "
+                      f"because {_e(use.reason)}</li>" for stage, use in fallbacks)
+            + "</ul></div>")
+
+
+def _models_section(info: BuildInfo) -> str:
+    """What each stage ran with (file, sha256, where it came from)."""
     rows = []
-    for key, value in (info.get("parameters") or {}).items():
+    for stage, use in info.models.items():
+        cls = ' class="fallback"' if use.fell_back else ""
+        what = (f"<b>fallback</b>: {_e(use.used)} instead of <code>{_e(use.wanted)}</code>" if use.fell_back
+                else _e(use.used) + (f" ({_e(use.reason)})" if use.reason else ""))
+        file = (f"<code>{_e(use.file)}</code> sha256 <code>{_e((use.sha256 or '?')[:16])}</code>…"
+                f" from {_e(use.source)}" if use.file else "–")
+        rows.append(f"<tr{cls}><td>{_e(STAGE_NAMES[stage])}</td><td>{what}</td><td>{file}</td></tr>")
+    return ('<h2 id="models">Models</h2><table id="models-table"><tr><th>stage</th><th>ran with</th><th>file</th>'
+            "</tr>" + "".join(rows) + "</table>")
+
+
+def _params_section(info: BuildInfo) -> str:
+    rows = []
+    for key, value in info.parameters.items():
         # One row per group (face, skin, ...): the page stays short.
         items = value.items() if isinstance(value, dict) else [(None, value)]
         rows.append([_e(key), " · ".join((f"{_e(k)} " if k else "") + f"<code>{_e(json.dumps(v, ensure_ascii=False))}"
                                           "</code>" for k, v in items)])
-    rows.append(["mask type", _e(info.get("mask_dtype", "?"))])
+    rows.append(["mask type", _e(info.mask_dtype)])
     out = ['<h2 id="parameters">Parameters</h2>',
-           (f'<p class="cap">skinseg {_e(info.get("version", "?"))}. Every option that affects the outputs '
+           (f'<p class="cap">skinseg {_e(info.version)}. Every option that affects the outputs '
             "(also in <code>build.json</code>).</p>"),
            _table(["parameter", "value"], rows)]
-    warnings = info.get("warnings") or []
-    if warnings:
-        out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
-    ignored = info.get("ignored_files") or []
+    if info.warnings:
+        out.append("<h3>Warnings</h3><ul>" + "".join(f"<li>{_e(w)}</li>" for w in info.warnings) + "</ul>")
+    ignored = info.ignored_files
     if ignored:
         out.append(f"<details><summary>{len(ignored)} files ignored (not images)</summary>"
-                   + _table(["file", "why"], [[_e(i.get("path")), _e(i.get("reason"))] for i in ignored[:FILES_SHOWN]])
+                   + _table(["file", "why"], [[_e(i.path), _e(i.reason)] for i in ignored[:FILES_SHOWN]])
                    + _more(len(ignored), "<code>build.json</code> lists them all") + "</details>")
     return "".join(out)
 
@@ -289,11 +318,11 @@ def _more(count: int, where: str) -> str:
     return f'<p class="muted">… and {count - FILES_SHOWN} more; {where}.</p>' if count > FILES_SHOWN else ""
 
 
-def _legend_section(class_names: list[str], by_class: dict[str, Counter], info: dict) -> str:
+def _legend_section(class_names: list[str], by_class: dict[str, Counter], info: BuildInfo) -> str:
     def swatch(bgr: tuple[int, int, int]) -> str:
         return f'<span class="sw" style="background:{_css(bgr)}"></span>'
 
-    values = legend_rows(class_names, info.get("layout", "original"), info.get("mask_dtype", "uint8"))
+    values = legend_rows(class_names, info.layout, info.mask_dtype)
     rows = [[swatch(values[0][2]), values[0][0], _e(values[0][1]), "", "", ""]]
     for class_id, name in enumerate(class_names, start=1):
         counts = by_class.get(name, Counter())
@@ -342,12 +371,10 @@ def _problems_section(records: list[Record]) -> str:
     return "".join(out)
 
 
-def _faces_section(groups: dict[str, list[Record]], info: dict, class_names: list[str]) -> str:
-    detector = info.get("face_detector") or {}
-    face_on = ((info.get("parameters") or {}).get("face") or {}).get("enabled", True)
-    if not face_on:
+def _faces_section(groups: dict[str, list[Record]], info: BuildInfo, class_names: list[str]) -> str:
+    if not info.face_enabled:
         return '<h2 id="faces">Faces</h2><p>Face detection was off (<code>--no-face</code>).</p>'
-    models = ", ".join(detector.get("models") or []) or "built in"
+    detector = info.models.face_detector
     rows = []
     for name in class_names[:CLASSES_SHOWN]:
         analysed = [r for r in groups.get(name, []) if r.status != "failed"]
@@ -356,8 +383,9 @@ def _faces_section(groups: dict[str, list[Record]], info: dict, class_names: lis
         by_detector = ", ".join(f"{_e(d)}: {n}" for d, n in sorted(found.items())) or "–"
         rows.append([_e(name), str(len(analysed)), str(sum(found.values())), share, by_detector])
     return ('<h2 id="faces">Faces</h2>'
-            f'<p class="cap">Detector: <b>{_e(detector.get("name", "?"))}</b> ({_e(models)}). Counted over the images '
-            "that were analysed (written or skipped).</p>"
+            f'<p class="cap">Detector: <b>{_e(detector.describe())}</b>'
+            + (" <b>(a fallback, see Models above)</b>" if detector.fell_back else "")
+            + ". Counted over the images that were analysed (written or skipped).</p>"
             + _table(["class", "analysed", "with a face", "share", "by detector"], rows, numeric_from=1)
             + _more_classes(len(class_names)))
 
@@ -398,8 +426,8 @@ def _histogram(values_written: list[float], values_skipped: list[float], colour:
     return "".join(parts)
 
 
-def _histograms_section(groups: dict[str, list[Record]], info: dict, class_names: list[str]) -> str:
-    threshold = ((info.get("parameters") or {}).get("cleanup") or {}).get("min_skin_fraction", 0.0)
+def _histograms_section(groups: dict[str, list[Record]], info: BuildInfo, class_names: list[str]) -> str:
+    threshold = info.min_skin_fraction
     cards = []
     for class_id, name in enumerate(class_names[:CLASSES_SHOWN], start=1):
         mine = [r for r in groups.get(name, []) if r.skin_fraction is not None]
@@ -466,20 +494,21 @@ def _sheets_section(samples: dict[str, list[Record]], class_names: list[str], by
     return "".join(out) + _more_classes(len(class_names))
 
 
-def _page(records: list[Record], info: dict, class_names: list[str], samples: dict[str, list[Record]],
+def _page(records: list[Record], info: BuildInfo, class_names: list[str], samples: dict[str, list[Record]],
           ranked: list[tuple[Record, float, list[str]]], thumbs: dict) -> str:
     groups: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         groups[record.class_name].append(record)
     by_class = {name: Counter(r.status for r in group) for name, group in groups.items()}
     totals = Counter(r.status for r in records)
-    src = (info.get("parameters") or {}).get("src", "")
+    src = info.src
     summary = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
     nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in (
-        ("parameters", "parameters"), ("legend", "classes"), ("counts", "counts"), ("problems", "skipped/failed"),
-        ("faces", "faces"), ("skin", "skin fraction"), ("suspects", "most likely wrong"), ("sheets", "contact sheets")))
+        ("models", "models"), ("parameters", "parameters"), ("legend", "classes"), ("counts", "counts"),
+        ("problems", "skipped/failed"), ("faces", "faces"), ("skin", "skin fraction"),
+        ("suspects", "most likely wrong"), ("sheets", "contact sheets")))
     body = [f"<h1>skinseg build report</h1><p>Source <code>{_e(src)}</code>: {len(records)} images, {summary}.</p>",
-            f"<nav>{nav}</nav>",
+            _fallback_alert(info), f"<nav>{nav}</nav>", _models_section(info),
             _params_section(info), _legend_section(class_names, by_class, info), _counts_section(records, class_names),
             _problems_section(records), _faces_section(groups, info, class_names),
             _histograms_section(groups, info, class_names), _suspects_section(ranked, thumbs),

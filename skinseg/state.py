@@ -12,11 +12,13 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from .buildinfo import BUILD_JSON as BUILD_JSON  # re-exported: the dataset-level files' names are here
+from .buildinfo import BuildInfoError, read_build_info
 from .config import PipelineConfig
 
-# The dataset-level files of dst (build.py writes them; loader.py reads them).
+# The dataset-level files of dst (build.py writes them; loader.py reads them;
+# build.json's name belongs to buildinfo.py, which reads and writes it).
 MANIFEST = "manifest.jsonl"
-BUILD_JSON = "build.json"
 CLASSES_TXT = "classes.txt"
 
 STATE_DIR = ".skinseg"
@@ -33,8 +35,8 @@ def expected_work(dst: Path, pipeline: PipelineConfig) -> Optional[bool]:
     try:
         if not (dst / STATE_DIR / FINAL_STATE).is_file():
             return True
-        last = json.loads((dst / BUILD_JSON).read_text(encoding="utf-8"))["parameters"]
-    except (OSError, ValueError, KeyError, TypeError):
+        last = read_build_info(dst).parameters
+    except (OSError, BuildInfoError):
         return True
     now = json.loads(json.dumps(pipeline.to_dict()))          # as build.json holds it: lists, not tuples
     if any(last.get(key) != value for key, value in now.items() if key != "output"):

@@ -69,6 +69,30 @@ def real_engines():
 
 
 @pytest.fixture
+def model_server(tmp_path):
+    """(folder, base URL): an HTTP server on the loopback interface serving
+    the files put in folder, standing in for the model storage (tests never
+    download from the internet)."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
 def eval_dir() -> Path:
     if not EVAL_DIR or not (Path(EVAL_DIR) / "pratheepan_face" / "pairs.csv").is_file():
         pytest.skip("SKINSEG_EVAL_DIR does not name the folder of ground-truth photos")
@@ -200,6 +224,17 @@ def run_cli(*args: str, expect: int | None = 0, check_src: bool = True):
     if expect is not None:
         assert result.exit_code == expect, f"exit {result.exit_code}\n{result.output}"
     return result
+
+
+def made_build_info(classes: list[str], mask_dtype: str = "uint8", **fields):
+    """A BuildInfo as a build without models would write it, for tests that
+    make a dataset by hand (classes without "background")."""
+    from skinseg.buildinfo import OFF, BuildInfo, ModelUse, ModelUses
+    from skinseg.config import PipelineConfig
+
+    off = ModelUse(OFF, "not used")
+    return BuildInfo("0", json.loads(json.dumps({"src": "src", **PipelineConfig().to_dict()})),
+                     ModelUses(off, off, off), ("background", *classes), mask_dtype, "original", 0, **fields)
 
 
 def read_manifest(dst: Path) -> list[dict]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import skinseg
-from conftest import REPO, make_dataset, read_manifest, skin_image
+from conftest import REPO, made_build_info, make_dataset, read_manifest, skin_image
 from skinseg import BuildConfig, FaceParams, OutputParams, PipelineConfig, Segmenter, SkinDataset, collate
 
 
@@ -120,7 +120,7 @@ def test_loader_reads_sixteen_bit_masks(tmp_path):
     mask = np.full((8, 8), 300, np.uint16)
     cv2.imwrite(str(dst / "masks/train/x.png"), mask)
     (dst / "classes.txt").write_text("background\n" + "".join(f"c{i}\n" for i in range(300)))
-    (dst / "build.json").write_text(json.dumps({"layout": "original", "ignore_index": 0, "mask_dtype": "uint16"}))
+    (dst / "build.json").write_text(json.dumps(made_build_info([f"c{i}" for i in range(300)], "uint16").to_json()))
     (dst / "manifest.jsonl").write_text(json.dumps({"source": "train/c299/x.jpg", "split": "train", "class_id": 300,
                                                     "status": "written", "image": "images/train/x.jpg",
                                                     "mask": "masks/train/x.png"}) + "\n")

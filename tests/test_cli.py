@@ -245,7 +245,7 @@ def test_unexpected_exception_fails_only_that_image(small_src, tmp_path, monkeyp
 def test_opencv_fallback_when_no_model(small_src, tmp_path, no_models):
     result = run_cli("--src", small_src, "--dst", tmp_path / "dst", "--workers", "1")
     assert "using OpenCV's Haar face detector" in result.output
-    assert json.loads((tmp_path / "dst/build.json").read_text())["face_detector"]["name"] == "opencv"
+    assert json.loads((tmp_path / "dst/build.json").read_text())["models"]["face_detector"]["status"] == "fallback"
     result = build(small_src, tmp_path / "dst2", "--face-detector", "mediapipe", expect=2)
     assert "face detector not found" in result.output
 

@@ -3,6 +3,8 @@ option is documented."""
 
 import re
 
+import click
+
 from conftest import REPO
 from skinseg.cli import main
 
@@ -14,12 +16,27 @@ def test_ci_runs_the_readme_test_command():
     assert command in (REPO / "README.md").read_text()
 
 
+def commands(group: click.Group, prefix: str = "skinseg") -> dict[str, click.Command]:
+    """Every command below group, by its full name ("skinseg models fetch")."""
+    found = {prefix: group}
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found.update(commands(command, f"{prefix} {name}"))
+        else:
+            found[f"{prefix} {name}"] = command
+    return found
+
+
 def test_every_option_is_in_the_readme():
     readme = (REPO / "README.md").read_text()
-    for param in main.params:
-        for opt in param.opts:
-            if opt.startswith("--"):
-                assert re.search(re.escape(opt) + r"\b", readme), f"{opt} is not documented in README.md"
+    every = commands(main)
+    assert {"skinseg build", "skinseg models fetch", "skinseg models check", "skinseg models where"} <= set(every)
+    for name, command in every.items():
+        assert f"`{name}" in readme, f"the command {name} is not documented in README.md"
+        for param in command.params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert re.search(re.escape(opt) + r"\b", readme), f"{name} {opt} is not documented in README.md"
 
 
 def test_demo_images_exist():

@@ -1,5 +1,7 @@
 """Model provisioning and the three face detectors."""
 
+import dataclasses
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -22,14 +24,22 @@ HOPPER = REPO / "examples/dataset_original/train/Normal Skin/2.jpg"
 ASTRONAUT = REPO / "examples/dataset_original/train/Normal Skin/1.jpg"
 
 
+FAKE_TFLITE = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64
+
+
 def fake_tflite(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64)
+    path.write_bytes(FAKE_TFLITE)
     return path
 
 
+def pinned_to(spec: models.ModelSpec, content: bytes) -> models.ModelSpec:
+    """spec, pinned to a stand-in file's content."""
+    return dataclasses.replace(spec, sha256=hashlib.sha256(content).hexdigest())
+
+
 def test_find_model_prefers_model_dir_then_cache(tmp_path, monkeypatch):
-    spec = models.FACE_SHORT_RANGE
+    spec = pinned_to(models.FACE_SHORT_RANGE, FAKE_TFLITE)
     monkeypatch.setenv(models.ENV_MODEL_DIR, str(tmp_path / "models"))
     assert models.find_model(spec) is None
     cached = fake_tflite(models.cache_dir() / spec.filename)
@@ -41,7 +51,8 @@ def test_find_model_prefers_model_dir_then_cache(tmp_path, monkeypatch):
 def test_non_tflite_file_is_not_a_model(tmp_path, monkeypatch):
     monkeypatch.setenv(models.ENV_MODEL_DIR, str(tmp_path))
     (tmp_path / models.FACE_SHORT_RANGE.filename).write_text("<html>not a model</html>")
-    assert models.find_model(models.FACE_SHORT_RANGE) is None
+    with pytest.raises(models.ModelRefused, match="not even a TFLite model"):     # refused, not skipped
+        models.find_model(models.FACE_SHORT_RANGE)
     with pytest.raises(models.ModelUnavailable, match="not a TFLite model"):
         models.ensure_model(models.FACE_SHORT_RANGE, tmp_path / models.FACE_SHORT_RANGE.filename)
 
@@ -60,7 +71,7 @@ def test_download_is_atomic_and_verified(tmp_path, monkeypatch, no_models):
     monkeypatch.setenv(models.ENV_OFFLINE, "0")
     path = models.ensure_model(spec)
     assert path == models.cache_dir() / "x.tflite" and path.read_bytes() == source.read_bytes()
-    assert [p.name for p in path.parent.iterdir()] == ["x.tflite"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [models.DIGESTS, "x.tflite"]
 
     bad = tmp_path / "bad.tflite"
     bad.write_text("<html>captive portal</html>")
@@ -70,7 +81,7 @@ def test_download_is_atomic_and_verified(tmp_path, monkeypatch, no_models):
     missing = models.ModelSpec("z", "z.tflite", (tmp_path / "absent").as_uri(), "test model")
     with pytest.raises(models.ModelUnavailable, match="could not be downloaded"):
         models.ensure_model(missing)
-    assert sorted(p.name for p in path.parent.iterdir()) == ["x.tflite"]    # no partial files
+    assert sorted(p.name for p in path.parent.iterdir()) == [models.DIGESTS, "x.tflite"]    # no partial files
 
 
 def test_auto_falls_back_to_opencv_with_one_note(no_models):
@@ -136,15 +147,17 @@ def test_explicit_face_model_path(model_dir, no_models):
 
 
 def test_face_landmarker_bundle_is_provisioned_like_the_other_models(tmp_path, monkeypatch, no_models):
-    spec = models.FACE_LANDMARKER
+    zipped = b"\x00\x00PK\x03\x04" + b"\x00" * 64                  # a zip, as MediaPipe's bundles are
+    spec = pinned_to(models.FACE_LANDMARKER, zipped)
     assert spec.kind == "task" and spec.url.endswith("face_landmarker.task") and spec.option == "--mesh-model"
     bundle = tmp_path / "models" / spec.filename
     bundle.parent.mkdir()
-    bundle.write_bytes(b"\x00\x00PK\x03\x04" + b"\x00" * 64)       # a zip, as MediaPipe's bundles are
+    bundle.write_bytes(zipped)
     monkeypatch.setenv(models.ENV_MODEL_DIR, str(bundle.parent))
     assert models.find_model(spec) == bundle
     bundle.write_text("<html>captive portal</html>")
-    assert models.find_model(spec) is None
+    with pytest.raises(models.ModelRefused, match="not even a MediaPipe task bundle"):
+        models.find_model(spec)
     with pytest.raises(models.ModelUnavailable, match="not a MediaPipe task bundle"):
         models.ensure_model(spec, bundle)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import BLUE_BGR, REPO, SKIN_BGR, make_dataset, read_manifest, run_cli, skin_image, tree_digest
+from skinseg.buildinfo import read_build_info
 from skinseg.outputs import class_color
 from skinseg.pipeline import Record
 from skinseg.report import _rank_suspects, write_report
@@ -26,7 +27,7 @@ BLUE = np.full((80, 80, 3), BLUE_BGR, np.uint8)
 def report(src, dst, **options) -> str:
     """Write the report of the build in dst from its manifest and build.json; return the page."""
     records = [Record(**row) for row in read_manifest(dst)]
-    files = write_report(dst, src, records, json.loads((dst / "build.json").read_text()), **options)
+    files = write_report(dst, src, records, read_build_info(dst), **options)
     assert files[0] == "report.html" and all((dst / name).is_file() for name in files)
     return (dst / "report.html").read_text(encoding="utf-8")
 
@@ -224,11 +225,11 @@ def test_close_ups_all_skin_are_not_flagged_but_face_crops_are():
     records += [_record("face_close_up", 1.0, True, whole),                       # a face filling the photo
                 _record("hair_counted", 0.99, True, [20, 20, 80, 80]),            # a face crop all "skin"
                 _record("little", 0.2, True, [20, 20, 80, 80])]
-    ranked = {r.source: (score, reasons) for r, score, reasons in _rank_suspects(records, {}, 20)}
+    ranked = {r.source: (score, reasons) for r, score, reasons in _rank_suspects(records, True, 20)}
     assert ranked["c0"][0] == 0 and ranked["face_close_up"][0] == 0
     assert any("almost all skin around a face" in why for why in ranked["hair_counted"][1])
     assert any("little skin in its crop" in why for why in ranked["little"][1])
-    assert [r.source for r, _, _ in _rank_suspects(records, {}, 2)] == ["little", "hair_counted"]
+    assert [r.source for r, _, _ in _rank_suspects(records, True, 2)] == ["little", "hair_counted"]
 
 
 def test_unreadable_source_is_listed_without_thumbnails(tmp_path):
@@ -251,9 +252,23 @@ def test_example_dataset_faces_and_histograms(tmp_path):
     text = report(src, dst)
     records, info = read_manifest(dst), json.loads((dst / "build.json").read_text())
     assert_targets_exist(dst, Page(text))
-    assert f"Detector: <b>{info['face_detector']['name']}</b>" in text
+    assert f"Detector: <b>{html.escape(info['models']['face_detector']['used'], quote=True)}" in text
     for name in info["classes"][1:]:
         mine = [r for r in records if r["class_name"] == name]
         faces = sum(r["face"] is not None for r in mine)
         assert f"<td>{html.escape(name)}</td><td class=\"n\">{len(mine)}</td><td class=\"n\">{faces}</td>" in text
     assert text.count("<svg") == len(info["classes"]) - 1
+
+
+def test_the_detector_caption_names_the_model_build_json_records(tmp_path, model_dir):
+    """The caption read a key build.json never had ("models") and always said
+    "(built in)"; it now comes from the typed build.json, like every reader."""
+    src = make_dataset(tmp_path / "src", {"train/A/1.jpg": cv2.imread(str(REPO / "examples/dataset_original/train/"
+                                                                           "Normal Skin/1.jpg"))})
+    dst = tmp_path / "dst"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet")
+    text = (dst / "report.html").read_text(encoding="utf-8")
+    caption = text[text.index("Detector: "):].split("</p>")[0]
+    assert "built in" not in caption and "blaze_face_full_range.tflite" in caption
+    assert "sha256 2c3728e6da56" in caption and "$SKINSEG_MODEL_DIR" in caption
+    assert 'id="fallbacks"' not in text          # every model was there: nothing flagged

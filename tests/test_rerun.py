@@ -15,8 +15,18 @@ import pytest
 from test_hardening import dataset_files
 
 import skinseg
-from conftest import BLUE_BGR, REPO, make_dataset, read_manifest, run_cli, skin_image, with_exif_orientation
+from conftest import (
+    BLUE_BGR,
+    REPO,
+    made_build_info,
+    make_dataset,
+    read_manifest,
+    run_cli,
+    skin_image,
+    with_exif_orientation,
+)
 from skinseg import models
+from skinseg.buildinfo import IgnoredFile
 from skinseg.config import CleanupParams, FaceParams, OutputParams, PipelineConfig
 from skinseg.discover import divide
 from skinseg.pipeline import plan_models
@@ -236,8 +246,8 @@ def test_the_report_stays_small_whatever_the_number_of_images_and_classes(tmp_pa
     records = [Record(f"train/{name}/{k}.jpg", "train", name, i + 1, "failed", reason=f"broken {k}",
                       fingerprint="0" * 16)
                for i, name in enumerate(classes) for k in range(2)]
-    info = {"classes": ["background"] + classes, "parameters": {},
-            "ignored_files": [{"path": f"x/{k}.txt", "reason": "not an image"} for k in range(3 * FILES_SHOWN)]}
+    info = made_build_info(classes, ignored_files=tuple(IgnoredFile(f"x/{k}.txt", "not an image")
+                                                        for k in range(3 * FILES_SHOWN)))
     (tmp_path / "dst").mkdir()
     write_report(tmp_path / "dst", tmp_path, records, info)
     page = (tmp_path / "dst" / "report.html").read_text()

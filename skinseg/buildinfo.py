@@ -1,0 +1,355 @@
+"""build.json: what a build says about itself, as one typed definition.
+
+A build writes a `BuildInfo` (`to_json`) and every reader gets one back from
+`read_build_info` (the report, the loader, the CLI's glance at the last
+build, a re-run's checks): the keys are spelled once, here, so a renamed or
+retyped key fails the readers' tests instead of silently giving a default.
+A file that is not a skinseg build.json (damaged, hand-edited into another
+shape, another tool's) raises `BuildInfoError`, whose message says why.
+
+`ModelUse` says what one stage (face detector, face mesh, person segmenter)
+ran with: which model file (name, sha256, where it came from), or what was
+used instead and why.
+
+Imports nothing heavy: the command line reads build.json before the image
+libraries load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+BUILD_JSON = "build.json"       # in dst; state.py re-exports the name with the other dataset files
+TOOL = "skinseg"
+LAYOUTS = ("original", "train-ready")
+MASK_DTYPES = ("uint8", "uint16")
+
+# ModelUse.status
+MODEL = "model"          # the stage ran with its model file
+FALLBACK = "fallback"    # its model could not be had: `used` says what ran instead, `reason` why
+BUILTIN = "builtin"      # the user chose a model that ships with a library (--face-detector opencv)
+OFF = "off"              # the stage is not used with these options (--no-face-mesh, --method rules, ...)
+STATUSES = (MODEL, FALLBACK, BUILTIN, OFF)
+
+# The stages that use a model, in build.json's order, with their names for people.
+STAGES = ("face_detector", "face_mesh", "person_segmenter")
+STAGE_NAMES = {"face_detector": "face detector", "face_mesh": "face mesh", "person_segmenter": "person segmenter"}
+
+
+class BuildInfoError(ValueError):
+    """build.json is missing, damaged or not skinseg's; str(exc) says which."""
+
+    def __init__(self, message: str, missing: bool = False):
+        super().__init__(message)
+        self.missing = missing
+
+
+def _fail(what: str) -> BuildInfoError:
+    return BuildInfoError(f"not a skinseg build.json: {what}")
+
+
+def _get(data: Mapping, key: str, kind: Any, where: str = "", optional: bool = False) -> Any:
+    """data[key], checked to be of `kind` (a type or a tuple of types; bool
+    is never an int here)."""
+    if key not in data:
+        if optional:
+            return None
+        raise _fail(f"{where}{key!r} is missing")
+    value = data[key]
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+        raise _fail(f"{where}{key!r} is {type(value).__name__}, not {_kind_name(kind)}")
+    return value
+
+
+def _as_tuple(kind: Any) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind: Any) -> str:
+    return " or ".join(k.__name__ for k in _as_tuple(kind))
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(f"{what} is not a list of strings")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    """What one stage ran with."""
+
+    status: str                    # one of STATUSES
+    used: str                      # in words: the model, or what ran instead of it
+    file: Optional[str] = None     # the model file's name, when one was used
+    sha256: Optional[str] = None   # of that file
+    source: Optional[str] = None   # where it came from: the --*-model option, $SKINSEG_MODEL_DIR, cache, downloaded
+    path: Optional[str] = None
+    wanted: Optional[str] = None   # FALLBACK: the model file that could not be had
+    reason: Optional[str] = None   # FALLBACK: why (BUILTIN, OFF: the option that says so)
+
+    @property
+    def fell_back(self) -> bool:
+        return self.status == FALLBACK
+
+    @property
+    def rank(self) -> Optional[int]:
+        """How much model went into the outputs: 2 the stage's own model, 1 a
+        fallback model file (the short-range face detector), 0 a fallback
+        without a model; None for the user's own choice (builtin, off), which
+        no fallback rule overrides."""
+        if self.status == MODEL:
+            return 2
+        if self.status == FALLBACK:
+            return 1 if self.file else 0
+        return None
+
+    def warning(self, stage: str) -> str:
+        """One line for build.json's warnings and the summary (FALLBACK only)."""
+        return f"{STAGE_NAMES[stage]}: {self.used} instead of {self.wanted} ({self.reason or 'no reason recorded'})"
+
+    def describe(self) -> str:
+        """In a few words: what ran, and from where."""
+        if self.file:
+            short = f", sha256 {self.sha256[:12]}" if self.sha256 else ""
+            where = f", from {self.source}" if self.source else ""
+            return f"{self.used} [{self.file}{short}{where}]"
+        return self.used
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, stage: str) -> "ModelUse":
+        where = f"models.{stage}."
+        if not isinstance(data, dict):
+            raise _fail(f"models.{stage} is not an object")
+        status = _get(data, "status", str, where)
+        if status not in STATUSES:
+            raise _fail(f"{where}status is {status!r}, not one of {', '.join(STATUSES)}")
+        return cls(status, _get(data, "used", str, where),
+                   **{name: _get(data, name, str, where, optional=True)
+                      for name in ("file", "sha256", "source", "path", "wanted", "reason")})
+
+
+@dataclass(frozen=True)
+class ModelUses:
+    """What every stage that can use a model ran with (build.json's "models")."""
+
+    face_detector: ModelUse
+    face_mesh: ModelUse
+    person_segmenter: ModelUse
+
+    def items(self) -> list[tuple[str, ModelUse]]:
+        return [(stage, getattr(self, stage)) for stage in STAGES]
+
+    def fallbacks(self) -> list[tuple[str, ModelUse]]:
+        return [(stage, use) for stage, use in self.items() if use.fell_back]
+
+    def warnings(self) -> list[str]:
+        return [use.warning(stage) for stage, use in self.fallbacks()]
+
+    def to_json(self) -> dict:
+        return {stage: use.to_json() for stage, use in self.items()}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "ModelUses":
+        if not isinstance(data, dict):
+            raise _fail("'models' is not an object")
+        return cls(**{stage: ModelUse.from_json(data.get(stage), stage) for stage in STAGES})
+
+
+def _legacy_models(data: dict, parameters: dict) -> ModelUses:
+    """The models of a build.json written before "models" existed (its
+    face_detector, face_mesh and person_segmenter keys named the model file
+    only), so that a dataset built then is still protected from a downgrade."""
+    face = parameters.get("face") if isinstance(parameters.get("face"), dict) else {}
+    skin = parameters.get("skin") if isinstance(parameters.get("skin"), dict) else {}
+    adaptive = face.get("enabled", True) and skin.get("method", "adaptive") == "adaptive"
+
+    def model(key: str, enabled: bool, preferred: str, instead: str) -> ModelUse:
+        part = data.get(key) if isinstance(data.get(key), dict) else {}
+        name = part.get("model") if isinstance(part.get("model"), str) else None
+        if not enabled:
+            return ModelUse(OFF, "not used")
+        if name:
+            return ModelUse(MODEL if name == preferred else FALLBACK, f"MediaPipe's {STAGE_NAMES[key]}", file=name,
+                            wanted=None if name == preferred else preferred,
+                            reason=None if name == preferred else "recorded before skinseg kept the reason")
+        return ModelUse(FALLBACK, instead, wanted=preferred, reason="recorded before skinseg kept the reason")
+
+    detector = data.get("face_detector") if isinstance(data.get("face_detector"), dict) else {}
+    if not face.get("enabled", True):
+        face_use = ModelUse(OFF, "not used")
+    elif detector.get("name") == "opencv" and face.get("detector") == "opencv":
+        face_use = ModelUse(BUILTIN, "OpenCV's Haar cascade")
+    else:
+        face_use = model("face_detector", True, "blaze_face_full_range.tflite", "OpenCV's Haar cascade")
+    return ModelUses(face_use,
+                     model("face_mesh", adaptive and skin.get("face_mesh", True), "face_landmarker.task",
+                           "the face detector's keypoints"),
+                     model("person_segmenter", adaptive and skin.get("person_segmentation", True),
+                           "selfie_segmenter.tflite", "no person segmentation"))
+
+
+@dataclass(frozen=True)
+class IgnoredFile:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """This particular run (or, sharded, the last shard's): not part of what the dataset is."""
+
+    started_at: str
+    elapsed_seconds: float
+    workers: int
+    processed: int             # images worked on (segmented or re-rendered)
+    segmented: int             # of those, the ones whose faces and skin were looked for
+    reused: int
+    shard: Optional[tuple[int, int]] = None
+
+    def to_json(self) -> dict:
+        return {"started_at": self.started_at, "elapsed_seconds": self.elapsed_seconds, "workers": self.workers,
+                "processed": self.processed, "segmented": self.segmented, "reused": self.reused,
+                "shard": list(self.shard) if self.shard else None}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "RunInfo":
+        if not isinstance(data, dict):
+            raise _fail("'run' is not an object")
+        shard = _get(data, "shard", list, "run.", optional=True)
+        if shard is not None and (len(shard) != 2 or not all(isinstance(k, int) for k in shard)):
+            raise _fail("run.shard is not [K, N]")
+        return cls(_get(data, "started_at", str, "run."), _get(data, "elapsed_seconds", (int, float), "run."),
+                   *(_get(data, key, int, "run.") for key in ("workers", "processed", "segmented", "reused")),
+                   tuple(shard) if shard else None)
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """build.json.  Everything but `counts` and `run` depends only on the
+    source and the parameters (a re-run compares it); `counts` and `run` are
+    added when the build has finished."""
+
+    version: str
+    parameters: Mapping[str, Any]      # every option that affects outputs (PipelineConfig.to_dict, src, input, ...)
+    models: ModelUses
+    classes: tuple[str, ...]           # line N = class id N; 0 is background
+    mask_dtype: str                    # one of MASK_DTYPES
+    layout: str                        # one of LAYOUTS
+    ignore_index: int                  # the mask value a loss must ignore
+    ignored_files: tuple[IgnoredFile, ...] = ()
+    warnings: tuple[str, ...] = ()
+    counts: Optional[Mapping[str, Any]] = None
+    run: Optional[RunInfo] = None
+    tool: str = TOOL
+
+    # The parameters readers use, by the names PipelineConfig gives them.
+    @property
+    def src(self) -> str:
+        return self.parameters["src"]
+
+    @property
+    def face_enabled(self) -> bool:
+        return self.parameters["face"]["enabled"]
+
+    @property
+    def min_skin_fraction(self) -> float:
+        return self.parameters["cleanup"]["min_skin_fraction"]
+
+    @property
+    def max_pixels(self) -> int:
+        return self.parameters["max_pixels"]
+
+    @property
+    def written(self) -> Optional[int]:
+        """Images the build wrote, when it has finished (None before)."""
+        return None if self.counts is None else self.counts["total"]["written"]
+
+    def to_json(self) -> dict:
+        out = {"tool": self.tool, "version": self.version, "parameters": self.parameters,
+               "models": self.models.to_json(), "classes": list(self.classes), "mask_dtype": self.mask_dtype,
+               "layout": self.layout, "ignore_index": self.ignore_index,
+               "ignored_files": [{"path": i.path, "reason": i.reason} for i in self.ignored_files],
+               "warnings": list(self.warnings)}
+        if self.counts is not None:
+            out["counts"] = self.counts
+        if self.run is not None:
+            out["run"] = self.run.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> "BuildInfo":
+        """The BuildInfo a parsed build.json holds; BuildInfoError if it is not one."""
+        if not isinstance(data, dict):
+            raise _fail(f"it holds a JSON {type(data).__name__}, not an object")
+        if data.get("tool") != TOOL:
+            raise _fail(f"its tool is {data.get('tool')!r}")
+        parameters = _get(data, "parameters", dict)
+        for group in ("face", "skin", "cleanup", "output"):
+            _get(parameters, group, dict, "parameters.")
+        _get(parameters, "src", str, "parameters.")
+        _get(parameters["face"], "enabled", bool, "parameters.face.")
+        _get(parameters["cleanup"], "min_skin_fraction", (int, float), "parameters.cleanup.")
+        _get(parameters, "max_pixels", int, "parameters.")
+        layout, dtype = _get(data, "layout", str), _get(data, "mask_dtype", str)
+        if layout not in LAYOUTS or dtype not in MASK_DTYPES:
+            raise _fail(f"layout {layout!r} / mask_dtype {dtype!r} unknown")
+        models = (ModelUses.from_json(data["models"]) if "models" in data
+                  else _legacy_models(data, parameters))
+        ignored = _get(data, "ignored_files", list, optional=True) or []
+        if not all(isinstance(i, dict) and isinstance(i.get("path"), str) and isinstance(i.get("reason"), str)
+                   for i in ignored):
+            raise _fail("'ignored_files' holds an entry that is not {path, reason}")
+        counts = _get(data, "counts", dict, optional=True)
+        if counts is not None:
+            total = counts.get("total")
+            if not isinstance(total, dict) or not isinstance(total.get("written"), int):
+                raise _fail("counts.total.written is missing")
+        run = data.get("run")
+        return cls(_get(data, "version", str), parameters, models, _strings(data.get("classes"), "'classes'"),
+                   dtype, layout, _get(data, "ignore_index", int),
+                   tuple(IgnoredFile(i["path"], i["reason"]) for i in ignored),
+                   _strings(data.get("warnings", []), "'warnings'"), counts,
+                   None if run is None else RunInfo.from_json(run))
+
+
+def parse_build_info(text: str) -> BuildInfo:
+    """The BuildInfo of build.json's text; BuildInfoError if it is not one."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise _fail(f"it is not JSON ({exc})") from None
+    return BuildInfo.from_json(data)
+
+
+def read_build_info(dst: Path) -> BuildInfo:
+    """dst/build.json, validated.  Raises BuildInfoError (missing=True when
+    there is no such file) with a message that names the file and says why.
+    Only a regular file is read (a named pipe there is not waited on)."""
+    path = Path(dst) / BUILD_JSON
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise BuildInfoError(f"{path} does not exist", missing=True) from None
+    except OSError as exc:
+        raise BuildInfoError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BuildInfoError(f"{path} is not a skinseg build.json: it is not a regular file")
+        data = handle.read()
+    try:
+        return parse_build_info(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BuildInfoError(f"{path} is not a skinseg build.json: it is not UTF-8 text") from None
+    except BuildInfoError as exc:
+        raise BuildInfoError(f"{path} is {exc}") from None
