@@ -363,3 +363,38 @@ def test_a_merge_refused_after_writing_says_the_images_are_kept(tmp_path, monkey
     assert "shard 2/2's images are written and kept" in result.output and "shard 1/2" in result.output
     assert not (dst / "manifest.jsonl").exists()
 
+
+
+def test_the_last_write_of_a_path_decides_which_record_owns_it(tmp_path):
+    """The journal and pending list order every write, also across runs
+    and between images whose names moved onto each other."""
+    from skinseg.journal import Journal, read_history
+    from skinseg.pipeline import Record
+
+    def record(source: str, stem: str, fingerprint: str) -> Record:
+        return Record(source, "train", "A", 1, "written", image=f"images/train/{stem}.jpg",
+                      mask=f"masks/train/{stem}.png", preview=f"masks_preview/train/{stem}.png",
+                      size=[10, 10], crop=[0, 0, 10, 10], fingerprint=fingerprint)
+
+    state = tmp_path / ".skinseg"
+    state.mkdir()
+    old_t = record("t.png", "x", "0" * 16)           # the finished build's: t wrote x
+    (tmp_path / "manifest.jsonl").write_text(json.dumps(old_t.to_dict()) + "\n")
+    journal = Journal(state, None)                   # a run where s's files are named x
+    new_s = record("s.png", "x", "1" * 16)
+    journal.starting("s.png", new_s.files())
+    journal.finished(new_s)
+    journal.starting("u.png", record("u.png", "y", "2" * 16).files())    # killed before u's record
+    journal.close()
+    history = read_history(tmp_path, manifest_ours=True)
+    assert history.records["t.png"] == old_t and history.records["s.png"] == new_s
+    assert not history.owns(old_t, "images/train/x.jpg")       # s overwrote it
+    assert history.owns(new_s, "images/train/x.jpg")
+    assert not history.owns(record("u.png", "y", "2" * 16), "masks/train/y.png")    # written, never recorded
+    assert history.owns(old_t, "images/train/z.jpg")           # no run since touched it
+    # The same paths from a shard's files: no order between the two runs.
+    shard = Journal(state, (1, 2))
+    shard.starting("s.png", new_s.files())
+    shard.finished(new_s)
+    shard.close()
+    assert not read_history(tmp_path, manifest_ours=True).owns(new_s, "images/train/x.jpg")
