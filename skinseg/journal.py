@@ -20,6 +20,7 @@ file: what the line was about is then done again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -299,10 +300,25 @@ def shard_header(path: Path) -> Optional[dict]:
 
 def _append(path: Path) -> BinaryIO:
     """Open a state file to append to, ending a line cut short by a kill
-    first: the next line must not be glued to it (and lost with it)."""
-    handle = open(path, "ab")
+    first: the next line must not be glued to it (and lost with it).
+    Raises OSError, also when something other than a file is there (a
+    named pipe is not waited on)."""
+    not_a_file = OSError(errno.EEXIST, f"{path} is not a file (remove it)")
     try:
-        size = os.fstat(handle.fileno()).st_size
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except OSError:
+        try:
+            regular = stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            regular = True          # not there: the error is about the folder
+        if not regular:
+            raise not_a_file from None
+        raise
+    handle = os.fdopen(fd, "ab")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise not_a_file
+        size = os.fstat(fd).st_size
         if size:
             with open(path, "rb") as reader:
                 reader.seek(size - 1)

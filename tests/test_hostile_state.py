@@ -398,3 +398,16 @@ def test_the_last_write_of_a_path_decides_which_record_owns_it(tmp_path):
     shard.finished(new_s)
     shard.close()
     assert not read_history(tmp_path, manifest_ours=True).owns(new_s, "images/train/x.jpg")
+
+
+@pytest.mark.parametrize("name", ["pending.jsonl", "journal.jsonl"])
+def test_a_named_pipe_in_place_of_a_state_file_is_not_waited_on(src, tmp_path, name):
+    dst = tmp_path / "dst"
+    build(src, dst)
+    os.mkfifo(dst / ".skinseg" / name)
+    result = run_tool("--src", src, "--dst", dst, "--workers", "1", "--no-face", "--kernel-size", "3", timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"{dst / '.skinseg' / name} is not a file (remove it)" in result.stderr
+    (dst / ".skinseg" / name).unlink()
+    build(src, dst, "--kernel-size", "3")
+    same_as_clean_build(src, dst, tmp_path / "clean", "--kernel-size", "3")
