@@ -84,17 +84,25 @@ def test_a_damaged_shard_file_is_read_past(tmp_path):
 HELD = "A/002.png"      # the image whose files are written when the run is killed, before its record is journaled
 
 
-def killed_after_writing(src: Path, dst: Path, written: Callable[[], bool], *options: str) -> None:
+def killed_after_writing(src: Path, dst: Path, written: Callable[[], bool], *options: str,
+                         how: signal.Signals = signal.SIGKILL) -> None:
     """Run a build with `options` that holds HELD after writing its files;
-    kill the whole build (as an out-of-memory kill or a Ctrl-C that lands
-    then would) once `written()` says the files are on disk."""
-    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--image-timeout", "3600",
+    once `written()` says they are on disk, kill the whole build (SIGKILL:
+    as an out-of-memory kill would) or press Ctrl-C (SIGINT: the images in
+    flight finish, their records are dropped; the held one is stopped at its
+    time limit)."""
+    timeout = "3600" if how == signal.SIGKILL else "10"
+    proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--image-timeout", timeout,
                                  *options),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env=dict(os.environ, SKINSEG_TEST_FAULTS=f"hang_after_write:{HELD}"))
     try:
         wait_until(lambda: proc.poll() is not None or written(), "the held image's files")
         assert proc.poll() is None, "the build ended though one of its images is held"
+        if how == signal.SIGINT:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+            assert proc.returncode == 130
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -105,19 +113,21 @@ def changed(path: Path) -> Callable[[], bool]:
     return lambda: path.exists() and path.read_bytes() != before
 
 
-@pytest.mark.parametrize("first, interrupted, last_file", [
-    ((), ("--background", "original"), "images"),                                   # only re-renders
-    (("--layout", "train-ready"), ("--layout", "original"), "masks_preview"),      # re-renders the masks
-    ((), ("--method", "rules"), "masks_preview"),                                  # processes every image again
+@pytest.mark.parametrize("first, interrupted, last_file, how", [
+    ((), ("--background", "original"), "images", signal.SIGKILL),                        # only re-renders
+    ((), ("--background", "original"), "images", signal.SIGINT),
+    (("--layout", "train-ready"), ("--layout", "original"), "masks_preview", signal.SIGKILL),    # the masks
+    ((), ("--method", "rules"), "masks_preview", signal.SIGKILL),                        # every image again
 ])
-def test_files_of_a_killed_run_are_not_trusted_by_the_previous_options(src, tmp_path, first, interrupted, last_file):
+def test_files_of_a_killed_run_are_not_trusted_by_the_previous_options(src, tmp_path, first, interrupted, last_file,
+                                                                       how):
     """Issue 18 M1: build, a run with other options killed once an image's
     files are written (not journaled), then the first options again: the
     image's old record must not vouch for files the killed run replaced."""
     dst = tmp_path / "dst"
     build(src, dst, *first)
     held = dst / last_file / "train" / ("A__002.jpg" if last_file == "images" else "A__002.png")
-    killed_after_writing(src, dst, changed(held), *first, *interrupted)
+    killed_after_writing(src, dst, changed(held), *first, *interrupted, how=how)
     build(src, dst, *first)
     same_as_clean_build(src, dst, tmp_path / "clean", *first)
 
@@ -151,7 +161,8 @@ def listed_files(dst: Path) -> list[str]:
     for listing in [dst / "manifest.jsonl", *dst.glob("metadata-*.jsonl")]:
         if listing.exists():
             for row in map(json.loads, listing.read_text().splitlines()):
-                names += [row.get(k) for k in ("image", "mask", "preview", "file_name", "mask_file_name") if row.get(k)]
+                names += [row[k] for k in ("image", "mask", "preview", "skin_mask", "file_name", "mask_file_name",
+                                           "skin_mask_file_name") if row.get(k)]
     return names
 
 
