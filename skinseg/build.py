@@ -28,7 +28,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import socket
 import stat
 import sys
@@ -36,14 +35,13 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Optional, Union
+from typing import Iterable, Optional, Union
 
 from . import __version__, outputs
 from .buildinfo import BuildInfo, BuildInfoError, IgnoredFile, ModelUses, RunInfo, read_build_info
 from .config import BuildConfig
 from .discover import (
     BACKGROUND_NAME,
-    SPLIT_NAMES,
     DatasetError,
     Discovery,
     assign_class_ids,
@@ -56,9 +54,21 @@ from .discover import (
 )
 from .fallback import previous_build, refusal
 from .forkserver import available_cpus
-from .hub import write_hub_files
+from .hub import is_metadata_name, write_hub_files
 from .imageio import atomic_file, atomic_write_bytes, encode_image, remove_temp_files
-from .lock import Busy, destination_lock
+from .journal import (
+    PREVIOUS_MANIFEST,
+    SHARDS_DIR,
+    History,
+    Journal,
+    read_history,
+    read_records,
+    remove_stale_outputs,
+    shard_file,
+    shard_header,
+    shared,
+)
+from .lock import Busy, LockUnusable, destination_lock
 from .models import ModelUnavailable
 from .outputs import IMAGE_FILES, LABEL_FILES, REPORT_DIR, ignore_index, mask_dtype, max_classes
 from .pipeline import (
@@ -74,13 +84,12 @@ from .pipeline import (
     plan_models,
     written_paths,
 )
-from .report import CLASSES_SHOWN, sample_per_class, write_report
+from .report import CLASSES_SHOWN, REPORT_HTML, sample_per_class, write_report
 from .runner import WorkerStartError, run
-from .state import BUILD_JSON, CLASSES_TXT, FINAL_STATE, MANIFEST, STATE_DIR, STORED_SKIN_DIR
+from .state import BUILD_JSON, CLASSES_TXT, FINAL_STATE, MANIFEST, STATE_DIR
 
 log = logging.getLogger("skinseg")
 
-PREVIOUS_MANIFEST = "manifest-previous.jsonl"     # in STATE_DIR while the new manifest is written
 LEGEND = f"{PREVIEWS_DIR}/legend.png"
 FAILED_SHOWN = 10                                 # failed images a BuildResult names (the summary shows them)
 
@@ -123,7 +132,7 @@ class BuildResult:
     @property
     def records(self) -> list[Record]:
         if self.loaded_records is None:
-            self.loaded_records = [r for r in map(_to_record, _read_jsonl(self.dst / MANIFEST)) if r is not None]
+            self.loaded_records = list(read_records(self.dst / MANIFEST))
         return self.loaded_records
 
     def counts(self) -> dict[str, int]:
@@ -185,6 +194,20 @@ def check_paths(src: Path, dst: Path, overwrite: bool) -> None:
     if dst.is_dir() and any(dst.iterdir()) and not is_skinseg_build(dst) and not overwrite:
         raise BuildError(f"--dst {dst} is not empty and is not a skinseg build; refusing to write into it "
                          "(pass --overwrite to build there anyway, or choose an empty or new folder)")
+    theirs = _foreign_dataset_files(dst) if dst.is_dir() and not is_skinseg_build(dst) else []
+    if theirs:
+        raise BuildError(f"--dst {dst} holds {', '.join(theirs)}, which skinseg did not write: a build writes files "
+                         "of these names and never replaces another tool's, not even with --overwrite; move them "
+                         "out of --dst, or choose another folder")
+
+
+def _foreign_dataset_files(dst: Path) -> list[str]:
+    """The files in dst, not a skinseg build yet, that a build would replace:
+    manifest, build.json, classes.txt, report, metadata files.  (Another
+    tool's README.md is kept, with a warning: the dataset works without
+    skinseg's card.)"""
+    ours = {MANIFEST, BUILD_JSON, CLASSES_TXT, REPORT_HTML}
+    return sorted(entry.name for entry in os.scandir(dst) if entry.name in ours or is_metadata_name(entry.name))
 
 
 def _check_writable(dst: Path) -> None:
@@ -201,86 +224,6 @@ def _check_writable(dst: Path) -> None:
 
 
 # ------------------------------------------------------------------ records
-
-def _read_jsonl(path: Path, key: str = "source") -> Iterator[dict]:
-    """Rows (with `key`) of a manifest, journal or state file, one at a time;
-    a line cut short by a kill is skipped."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict) and key in row:
-                    yield row
-    except OSError:
-        pass
-
-
-_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
-
-
-def _to_record(row: dict) -> Optional[Record]:
-    """The record a row holds, if it is one of this tool's (it has a fingerprint)."""
-    if not isinstance(row.get("fingerprint"), str) or not _FINGERPRINT.fullmatch(row["fingerprint"]):
-        return None
-    try:
-        return _shared(Record(**{k: row.get(k) for k in Record.__dataclass_fields__}))
-    except TypeError:
-        return None
-
-
-def _shared(record: Record) -> Record:
-    """The record with one copy of the strings that 100 000 records repeat
-    (split, class, status): a build holds every record in memory."""
-    for name in ("split", "class_name", "status"):
-        value = getattr(record, name)
-        if isinstance(value, str):
-            setattr(record, name, sys.intern(value))
-    return record
-
-
-def _record_files(dst: Path) -> list[Path]:
-    """Where this tool recorded images, oldest first: the final manifest
-    (set aside while a build writes the new one), then finished shards and
-    the journals of interrupted builds."""
-    state = dst / STATE_DIR
-    return ([state / PREVIOUS_MANIFEST] + ([dst / MANIFEST] if _manifest_is_ours(dst) else [])
-            + sorted((state / "shards").glob("*.jsonl")) + sorted(state.glob("journal*.jsonl")))
-
-
-def previous_records(dst: Path) -> dict[str, Record]:
-    """What earlier builds left, newest record of each source."""
-    found: dict[str, Record] = {}
-    for path in _record_files(dst):
-        for row in _read_jsonl(path):
-            record = _to_record(row)
-            if record is not None:
-                found[record.source] = record
-    return found
-
-
-_OUTPUT_PATH = re.compile(rf"(?:(?:{'|'.join(OUTPUT_DIRS)})/({'|'.join(SPLIT_NAMES)})/[\w\-][\w.\-]*\.(?:jpg|png)"
-                          rf"|{re.escape(STORED_SKIN_DIR)}/({'|'.join(SPLIT_NAMES)})/[\w\-][\w.\-]*\.png)")
-
-
-def _written_outputs(dst: Path) -> set[str]:
-    """Every output this tool recorded writing, or starting to write, in dst:
-    image, mask and preview paths (and stored skin masks) of every record
-    and of every image that was in progress when a build was killed.  Only
-    paths in the tool's own form (images|masks|masks_preview|skin_masks/
-    <split>/<name>.jpg|png, .skinseg/skin/<split>/<name>.png) count: never
-    one outside dst, nor another tool's file."""
-    claimed: set[str] = set()
-    for path in _record_files(dst):
-        for record in filter(None, map(_to_record, _read_jsonl(path))):
-            claimed.update(record.files())
-    for path in (dst / STATE_DIR).glob("pending*.jsonl"):
-        for row in _read_jsonl(path, "pending"):
-            claimed.update(row.get("outputs") or ())
-    return {p for p in claimed if isinstance(p, str) and _OUTPUT_PATH.fullmatch(p)}
-
 
 def _hash(text: str, length: int = 16) -> str:
     return hashlib.sha256(name_bytes(text)).hexdigest()[:length]
@@ -303,12 +246,17 @@ class Keys:
 
     def task(self, src: Path, source: str, split: str, class_name: str, class_id: int, stem: str) -> ImageTask:
         """An image's task with its fingerprints: segmentation (the source
-        file by size and modification time, the shared key), rendering (8 hex
-        for the image file, 8 for the mask files, each with the output name;
-        the masks' with the class id) and the whole (both)."""
+        file, the shared key), rendering (8 hex for the image file, 8 for the
+        mask files, each with the output name; the masks' with the class id)
+        and the whole (both).  The source file is known by what one stat
+        says: size, modification time, inode and change time.  The last two
+        tell a file replaced by other content with the same size and
+        modification time (a rename over it, or a write whose time was set
+        back: setting a time changes the change time); a copy of the source
+        on another disk has other ones, and is processed again."""
         try:
             st = os.stat(f"{src}/{source}")
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
         except OSError:
             stamp = "unreadable"
         segmentation = _hash(f"{self.segmentation}|{source}|{stamp}")
@@ -334,51 +282,69 @@ def _exists(dst: Path, relative: str) -> bool:
         return False
 
 
-def _reusable(dst: Path, record: Record, retry_failed: bool) -> bool:
+def _kept(dst: Path, history: History, record: Record, relative: str) -> bool:
+    """Whether the record's file is there and holds what the record says: no
+    build that did not finish wrote to it since."""
+    return _exists(dst, relative) and history.owns(record, relative)
+
+
+def _reusable(dst: Path, history: History, record: Record, retry_failed: bool) -> bool:
     """An earlier record with the current fingerprint stands, unless its
-    files went missing.  A failure stands too: the same input fails the same
+    files went missing or may have been overwritten since (by a build that
+    did not finish).  A failure stands too: the same input fails the same
     way, and an image that crashed or hung its worker must not do it again
     on every run (--retry-failed tries them again)."""
     if record.status == "failed":
         return not retry_failed
-    return record.status == "skipped" or all(_exists(dst, p) for p in record.output_paths())
+    return record.status == "skipped" or (all(_kept(dst, history, record, p) for p in record.output_paths())
+                                          and all(history.owns(record, p) for p in record.files()))
 
 
-def _rerender(task: ImageTask, previous: Record, config: BuildConfig) -> Union[Record, ImageTask, None]:
+def _rerender(task: ImageTask, previous: Record, config: BuildConfig, history: History
+              ) -> Union[Record, ImageTask, None]:
     """What an image with an earlier record of the same segmentation needs:
     the earlier record (a skipped image is skipped again, for the same
     reason), a task that renders again the files that change (or went
-    missing), or None when it must be processed (a failure is tried again,
-    as after any change)."""
+    missing, or may have been overwritten), or None when it must be
+    processed (a failure is tried again, as after any change; the stored
+    mask may have been overwritten)."""
     if previous.status == "skipped":
         return dataclasses.replace(previous, split=task.split, class_name=task.class_name, class_id=task.class_id,
                                    fingerprint=task.fingerprint, rendering=task.rendering)
     if previous.status != "written" or not previous.rendering or not previous.crop or not previous.size:
         return None
+    if not history.owns(previous, previous.stored_skin() or previous.mask or ""):
+        return None
     paths = output_paths(task, config.pipeline.output)
     kinds: tuple[str, ...] = ()
-    if previous.rendering[:8] != task.rendering[:8] or not _exists(config.dst, paths["image"]):
+
+    def kept(relative: str) -> bool:
+        return _kept(config.dst, history, previous, relative)
+
+    if previous.rendering[:8] != task.rendering[:8] or not kept(paths["image"]):
         kinds += IMAGE_FILES
     labels = [kind for kind in LABEL_FILES if kind in paths]
-    if previous.rendering[8:] != task.rendering[8:] or not all(_exists(config.dst, paths[k]) for k in labels):
+    if previous.rendering[8:] != task.rendering[8:] or not all(kept(paths[k]) for k in labels):
         kinds += LABEL_FILES
     return dataclasses.replace(task, previous=previous, render=kinds)
 
 
-def _schedule(tasks: list[ImageTask], old: dict[str, Record], config: BuildConfig
+def _schedule(tasks: list[ImageTask], history: History, config: BuildConfig
               ) -> tuple[dict[str, Record], list[ImageTask]]:
     """Split tasks into records kept as they are and tasks to run (to
     process in full, or to re-render from a stored mask)."""
     final: dict[str, Record] = {}
     pending: list[ImageTask] = []
     for task in tasks:
-        previous = None if config.overwrite else old.get(task.source)
+        previous = None if config.overwrite else history.records.get(task.source)
         if previous is None:
             pending.append(task)
-        elif previous.fingerprint == task.fingerprint and _reusable(config.dst, previous, config.retry_failed):
+        elif previous.fingerprint == task.fingerprint and _reusable(config.dst, history, previous,
+                                                                    config.retry_failed):
             final[task.source] = previous
         else:
-            decided = _rerender(task, previous, config) if previous.segmentation == task.segmentation else None
+            decided = (_rerender(task, previous, config, history) if previous.segmentation == task.segmentation
+                       else None)
             if isinstance(decided, Record):
                 final[task.source] = decided
             else:
@@ -461,19 +427,6 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
             handle.write(line.encode("utf-8"))
 
 
-def _remove_stale_outputs(dst: Path, final: list[Record]) -> int:
-    """Delete outputs this tool wrote and no current record claims (source
-    removed, now skipped, another image format, in progress when a build was
-    killed).  Files skinseg did not write are never touched."""
-    keep = {p for r in final for p in r.files()}
-    removed = 0
-    for relative in sorted(_written_outputs(dst) - keep):
-        if (dst / relative).is_file():
-            (dst / relative).unlink()
-            removed += 1
-    return removed
-
-
 def _worker_count(requested: int, pending: int) -> int:
     """The workers to start: no more than the CPUs this process may use
     (more only add memory and switching) nor than images to do."""
@@ -522,15 +475,6 @@ def _mark_report_sample(tasks: list[ImageTask], class_names: list[str]) -> list[
         group.sort(key=lambda t: outputs.sample_key(t.source))
         chosen.update(t.source for t in group[:shown + 2])
     return [dataclasses.replace(t, thumbnails=True) if t.source in chosen else t for t in tasks]
-
-
-def _state_name(kind: str, shard: Optional[tuple[int, int]]) -> str:
-    # One file per shard: shards on different machines never append to one file.
-    return f"{kind}.jsonl" if shard is None else f"{kind}-{shard[0]}-of-{shard[1]}.jsonl"
-
-
-def _shard_file(dst: Path, index: int, count: int) -> Path:
-    return dst / STATE_DIR / "shards" / f"{index}-of-{count}.jsonl"
 
 
 @dataclass
@@ -629,7 +573,7 @@ def build(config: BuildConfig) -> BuildResult:
     try:
         with destination_lock(dst / STATE_DIR, dst, group):
             return _unchanged(prepared) or _build_locked(prepared)
-    except Busy as exc:              # raised only on the way in: nothing was written
+    except (Busy, LockUnusable) as exc:      # raised only on the way in: nothing was written
         raise BuildError(str(exc)) from None
 
 
@@ -665,14 +609,9 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
         if status == "w" and not all(_exists(dst, p) for p in output_paths(task, output).values()):
             return None
     by_status = {"w": "written", "s": "skipped", "f": "failed"}
-    failed = []
-    if "f" in statuses:      # the summary names a few failed images: read only their lines
-        wanted = {i for i, status in enumerate(statuses) if status == "f"}
-        with open(dst / MANIFEST, encoding="utf-8") as handle:
-            for index, line in enumerate(handle):
-                if index in wanted and len(failed) < FAILED_SHOWN:
-                    row = json.loads(line)
-                    failed.append((row["source"], row.get("reason") or ""))
+    failed = _failed_lines(dst / MANIFEST, statuses) if "f" in statuses else []
+    if failed is None:
+        return None
     elapsed = time.monotonic() - prepared.started
     info = dataclasses.replace(info, run=RunInfo(prepared.started_at, round(elapsed, 3), workers=0, processed=0,
                                                  segmented=0, reused=len(tasks)))
@@ -684,6 +623,22 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
                        failed_reused=statuses.count("f"), models=prepared.plans.uses)
 
 
+def _failed_lines(manifest: Path, statuses: str) -> Optional[list[tuple[str, str]]]:
+    """(source, reason) of the first failed images, read from their lines of
+    the manifest only (the summary names a few); None if one is damaged."""
+    wanted = {i for i, status in enumerate(statuses) if status == "f"}
+    failed = []
+    try:
+        with open(manifest, "rb") as handle:
+            for index, line in enumerate(handle):
+                if index in wanted and len(failed) < FAILED_SHOWN:
+                    row = json.loads(line.decode("utf-8"))
+                    failed.append((str(row["source"]), str(row.get("reason") or "")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return failed
+
+
 def _build_locked(prepared: _Prepared) -> BuildResult:
     """The build, once the destination is its own."""
     config = prepared.config
@@ -692,8 +647,10 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
         # Leftovers of a killed build.  Shards skip this: a sibling shard may
         # be writing its temp files right now; the merge removes them.
         _remove_temp_files(dst)
+    else:
+        _check_shards(prepared)
     mine = [t for t in _mark_report_sample(prepared.tasks, prepared.class_names) if in_shard(t.source, config.shard)]
-    final, pending = _schedule(mine, previous_records(dst), config)
+    final, pending = _schedule(mine, read_history(dst, _manifest_is_ours(dst)), config)
     reused = len(final)
     failed_reused = sum(r.status == "failed" for r in final.values())
     workers = _worker_count(config.workers, len(pending))
@@ -704,35 +661,37 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
 
     bar = tqdm(total=len(mine), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
                dynamic_ncols=True, desc="building" if config.shard is None else f"shard {config.shard[0]}")
-    # What is about to be written, before it is: a build killed half-way
-    # through an image leaves files no record names, and these lines let a
-    # later build remove them.
-    journal_path = dst / STATE_DIR / _state_name("journal", config.shard)
     output = config.pipeline.output
     try:
-        with open(dst / STATE_DIR / _state_name("pending", config.shard), "a", encoding="utf-8") as handle:
-            handle.write("".join(json_text({"pending": t.source, "outputs": written_paths(t, output)}) + "\n"
-                                 for t in pending))
-        journal = open(journal_path, "a", encoding="utf-8")
+        journal = Journal(dst / STATE_DIR, config.shard)
     except OSError as exc:
         bar.close()
         raise BuildAborted(f"cannot write to --dst {dst}: {exc.strerror or exc}; re-running the same command "
                            "resumes") from None
     segmented = 0
 
+    def on_dispatch(task: ImageTask) -> None:
+        # What is about to be written, before it is: a build killed half-way
+        # through an image leaves files no record names (or files an earlier
+        # record names, with other bytes); this line lets a later build
+        # remove them, and distrust them.
+        try:
+            journal.starting(task.source, written_paths(task, output))
+        except OSError as exc:
+            raise OutputWriteError(f"cannot write {journal.pending_path}: {exc.strerror or exc}") from None
+
     def on_record(record: Record, was_segmented: bool) -> None:
         nonlocal segmented
-        final[record.source] = _shared(record)
+        final[record.source] = shared(record)
         segmented += was_segmented
         try:
-            journal.write(json_text(record.to_dict()) + "\n")
-            journal.flush()
+            journal.finished(record)
         except OSError as exc:
-            raise OutputWriteError(f"cannot write {journal_path}: {exc.strerror or exc}") from None
+            raise OutputWriteError(f"cannot write {journal.path}: {exc.strerror or exc}") from None
         bar.update(1)
 
     try:
-        run(pending, runtime, workers, on_record, config.image_timeout)
+        run(pending, runtime, workers, on_record, config.image_timeout, on_dispatch)
     except KeyboardInterrupt:
         raise BuildInterrupted(f"interrupted after {len(final)} of {len(mine)} images; "
                                "run the same command again to resume") from None
@@ -742,8 +701,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     except WorkerStartError as exc:
         raise BuildAborted(str(exc)) from None
     finally:
-        with contextlib.suppress(OSError):     # a full disk: what it could not write is redone next time
-            journal.close()
+        journal.close()
         bar.close()
 
     result = BuildResult(dst, prepared.class_names, processed=len(pending), reused=reused,
@@ -766,35 +724,56 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
     return result
 
 
+def _disagreement(prepared: _Prepared, index: int, count: int) -> Optional[str]:
+    """Why shard `index` of `count`, finished in dst, cannot be merged with
+    this build (None if it can, or has not finished)."""
+    header = shard_header(shard_file(prepared.config.dst, index, count))
+    if header is None or all(header.get(key) == value for key, value in prepared.identity().items()):
+        return None
+    return (f"shard {index}/{count} in {prepared.config.dst} was built with other parameters, class ids (--classes) "
+            "or source images; run every shard with the same options and --src (running shard "
+            f"{index}/{count} again with these options replaces its results)")
+
+
+def _check_shards(prepared: _Prepared) -> None:
+    """Refuse a shard, before it writes anything, whose finished siblings
+    built something else: the results could never be merged."""
+    assert prepared.config.shard is not None
+    index, count = prepared.config.shard
+    for k in range(1, count + 1):
+        why = _disagreement(prepared, k, count) if k != index else None
+        if why:
+            raise BuildError(why)
+
+
 def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[Record]]:
     """Save this shard's records; if every shard is done, return all records
-    (this shard then writes the dataset files), else None."""
+    (this shard then writes the dataset files), else None.  Siblings that
+    cannot be merged raise BuildAborted (this shard's images are kept)."""
     config, tasks = prepared.config, prepared.tasks
     assert config.shard is not None
     index, count = config.shard
-    agreed = prepared.identity()
-    header = json_text({"shard": index, "of": count, **agreed}) + "\n"
-    _write_lines(_shard_file(config.dst, index, count),
+    header = json_text({"shard": index, "of": count, **prepared.identity()}) + "\n"
+    _write_lines(shard_file(config.dst, index, count),
                  itertools.chain([header], (json_text(r.to_dict()) + "\n" for r in records)))
+    kept = (f"shard {index}/{count}'s images are written and kept (running it again reuses them), "
+            "but the shards cannot be merged: ")
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
-        path = _shard_file(config.dst, k, count)
-        try:
-            first, *rows = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
+        path = shard_file(config.dst, k, count)
+        if shard_header(path) is None:
+            if path.exists():
+                log.warning("the results of shard %d/%d in %s are damaged: run shard %d/%d again", k, count,
+                            config.dst, k, count)
             return None     # not finished yet (or another shard has just merged everything)
-        other = json.loads(first)
-        if any(other.get(key) != value for key, value in agreed.items()):
-            raise BuildError(f"shard {k}/{count} in {config.dst} was built with other parameters, class ids "
-                             "(--classes) or source images; run every shard with the same options and --src")
-        for row in rows:
-            record = _to_record(json.loads(row))
-            if record is not None:
-                merged[record.source] = record
+        why = _disagreement(prepared, k, count)
+        if why:             # it finished while this one ran (where builds cannot lock the destination)
+            raise BuildAborted(kept + why)
+        merged.update((record.source, record) for record in read_records(path))
     missing = [t.source for t in tasks if t.source not in merged]
     if missing:
-        raise BuildError(f"the shards do not cover {len(missing)} images (e.g. {missing[0]}); "
-                         "were they run with different --src contents?")
+        raise BuildAborted(kept + f"the shards do not cover {len(missing)} images (e.g. {missing[0]}); "
+                           "were they run with different --src contents?")
     return [merged[t.source] for t in tasks]
 
 
@@ -804,10 +783,13 @@ def _remove_temp_files(dst: Path) -> None:
 
 
 def _finalize(prepared: _Prepared, result: BuildResult) -> None:
+    """Write the dataset-level files, then remove what no current record
+    claims.  In this order a reader never finds a file listed (by the
+    manifest, a metadata file or the report) that is not there: the old
+    lists name old files, which stay until the new lists replace them."""
     config, records = prepared.config, result.records
     dst = config.dst
     _remove_temp_files(dst)
-    _remove_stale_outputs(dst, records)
     state = dst / STATE_DIR
     # The manifest is written last and, until then, the old one waits in
     # .skinseg (still read for re-use): a build that cannot write these files
@@ -835,16 +817,31 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     _write_text(dst / BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
     report_files = write_report(dst, config.src, records, info)
     _write_lines(dst / MANIFEST, (json_text(r.to_dict()) + "\n" for r in records))
-    # What a re-run with nothing to do checks instead of reading the records.
-    _write_text(state / FINAL_STATE, json_text({
+    remove_stale_outputs(dst, records, manifest_ours=True)
+    _save_final_state(dst, result, {
         "key": key, "statuses": "".join(r.status[0] for r in records),
         "files": {name: _stamp(dst / name) for name in (CLASSES_TXT, LEGEND, MANIFEST, *hub_files, *report_files)},
-    }) + "\n")
-    # The dataset is complete: resume state is no longer needed.
-    leftovers = [state / PREVIOUS_MANIFEST, *state.glob("journal*.jsonl"), *state.glob("pending*.jsonl"),
-                 *(state / "shards").glob("*.jsonl")]
+    })
+    # The dataset is complete: resume state is no longer needed.  The
+    # pending lists go first: without them a journal only repeats the manifest.
+    leftovers = [*state.glob("pending*.jsonl"), *state.glob("journal*.jsonl"), *(state / SHARDS_DIR).glob("*.jsonl"),
+                 state / PREVIOUS_MANIFEST]
     for leftover in leftovers:
         try:
             leftover.unlink()
         except FileNotFoundError:
             pass    # another shard finishing at the same moment removed it
+
+
+def _save_final_state(dst: Path, result: BuildResult, final: dict) -> None:
+    """Write .skinseg/final.json: what a re-run with nothing to do checks
+    instead of reading the records.  The dataset is complete without it, so
+    a failure to write it (a full disk) is a warning, not an error."""
+    try:
+        _write_text(dst / STATE_DIR / FINAL_STATE, json_text(final) + "\n")
+    except OSError as exc:
+        warning = (f"the dataset is complete, but {dst / STATE_DIR / FINAL_STATE} could not be written "
+                   f"({exc.strerror or exc}); it only lets a re-run with nothing to do end at once: "
+                   "the next run checks every image's record instead")
+        log.warning("%s", warning)
+        result.warnings.append(warning)

@@ -30,6 +30,11 @@ def metadata_name(split: str) -> str:
     return f"metadata-{split}.jsonl"
 
 
+def is_metadata_name(name: str) -> bool:
+    """Whether a file name in dst is one metadata_name gives."""
+    return _METADATA.fullmatch(name) is not None
+
+
 def metadata_lines(records: list[Record], split: str) -> Iterator[str]:
     """The lines of a split's metadata file, one per written image: its files
     (relative to dst), class and source."""

@@ -360,12 +360,17 @@ def read_image(path: Path, max_pixels: int, reduce: int = 1) -> np.ndarray:
     return decode_image(read_source(path, max_pixels), max_pixels, reduce)
 
 
+OUTPUT_BYTES = 2**31       # read_output's cap: far above any file the tool writes
+
+
 def read_output(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> Optional[np.ndarray]:
     """A file this tool wrote (mask, image), decoded as stored; None when it
-    is missing, empty or unreadable."""
+    is missing, empty, unreadable or not a regular file (a named pipe put in
+    its place is not waited on: the file is then made again)."""
     try:
-        return cv2.imdecode(np.fromfile(path, np.uint8), flags)
-    except (OSError, cv2.error):
+        data = read_regular_file(path, OUTPUT_BYTES)
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    except (OSError, NotReadable, cv2.error):
         return None
 
 
@@ -389,8 +394,8 @@ def read_source(path: Path, max_pixels: int) -> bytes:
 
 def _same_content(path: Path, data: bytes) -> bool:
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
-    except OSError:
+        return read_regular_file(path, len(data)) == data
+    except (OSError, NotReadable):
         return False
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -36,6 +37,11 @@ class Busy(Exception):
     """Another build is writing to the destination; str(exc) says which."""
 
 
+class LockUnusable(Exception):
+    """Something other than a file is where the lock must be (a folder, a
+    named pipe); str(exc) names it and says what to do."""
+
+
 def _flock(fd: int, operation: int) -> bool:
     """flock; False if another process holds a conflicting lock."""
     try:
@@ -46,7 +52,18 @@ def _flock(fd: int, operation: int) -> bool:
 
 
 def _open(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    """The lock file, opened (created if need be); LockUnusable if what is
+    at its path is not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o666)
+    except IsADirectoryError:
+        fd = None
+    if fd is not None and stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    if fd is not None:
+        os.close(fd)
+    raise LockUnusable(f"{path} is not a file (skinseg keeps the lock of its builds there): remove it "
+                       "and run the build again")
 
 
 def _hold_group(state: Path, group: str) -> int:
@@ -69,9 +86,12 @@ def _other_group_running(state: Path, group: str) -> bool:
         if path.name == f"{GROUP_PREFIX}{group}":
             continue
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             continue
+        except IsADirectoryError:
+            raise LockUnusable(f"{path} is not a file (skinseg keeps the locks of sharded builds there): remove it "
+                               "and run the build again") from None
         try:
             if not _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
                 return True

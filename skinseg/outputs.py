@@ -17,7 +17,7 @@ from .cleanup import disk
 from .config import OutputParams
 from .crop import is_whole
 from .discover import name_bytes
-from .imageio import encode_image, encode_indexed_png, grey_png_with_palette, plain_jpeg
+from .imageio import decode_image, encode_image, encode_indexed_png, grey_png_with_palette, plain_jpeg, sniff
 
 # The ignore value of the train-ready layout's masks: 255 (the VOC and
 # Ultralytics convention) in 8-bit masks; 65535 in 16-bit ones, where 255 is
@@ -241,6 +241,32 @@ def thumbnail_size(width: int, height: int) -> tuple[int, int]:
     """(width, height) of a crop's thumbnails; never enlarged."""
     scale = min(1.0, THUMB_SIDE / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def thumbnail_reduction(region: tuple[int, int, int, int] | list[int]) -> int:
+    """1, 2, 4 or 8: the largest JPEG decoding reduction (a few times faster
+    than full size) that keeps the crop at least thumbnail-sized."""
+    x0, y0, x1, y1 = region
+    long_side = max(x1 - x0, y1 - y0)
+    return next((f for f in (8, 4, 2) if long_side // f >= THUMB_SIDE), 1)
+
+
+def thumbnail_photo(source: bytes, region: tuple[int, int, int, int] | list[int], size: tuple[int, int] | list[int],
+                    max_pixels: int, decoded: np.ndarray | None = None) -> np.ndarray | None:
+    """The whole photo the thumbnails are drawn from: the source file's
+    bytes decoded at thumbnail_reduction(region), the same whoever draws them
+    (a worker, with the full-size `decoded` photo at hand, or the report),
+    so they do not depend on which did.  None when the photo is not `size`
+    (width, height): the source changed since.  Raises ImageReadError."""
+    width, height = size
+    reduce = thumbnail_reduction(region)
+    if decoded is not None and (reduce == 1 or sniff(source).format != "jpeg"):
+        photo = decoded              # what decoding again would give: only JPEG decoders reduce
+    else:
+        photo = decode_image(source, max_pixels, reduce)
+    if photo.shape[:2] not in ((height, width), (-(-height // reduce), -(-width // reduce))):
+        return None
+    return photo
 
 
 def _shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -296,12 +296,11 @@ def _write_files(runtime: Runtime, files: dict[str, bytes]) -> None:
 
 
 def _rendered(runtime: Runtime, task: ImageTask, kinds: tuple[str, ...], bgr: Optional[np.ndarray],
-              region: tuple[int, int, int, int], skin: Optional[np.ndarray], thumbnails: bool,
+              region: tuple[int, int, int, int], skin: Optional[np.ndarray],
               image_as_is: Optional[bytes]) -> dict[str, bytes]:
-    """The files of `kinds` (and the report's thumbnails), by dst-relative
-    path.  image_as_is: the source file when it is the image file
-    (outputs.copies_source); bgr may then be None, as when the image is not
-    drawn."""
+    """The files of `kinds`, by dst-relative path.  image_as_is: the source
+    file when it is the image file (outputs.copies_source); bgr may then be
+    None, as when the image is not drawn."""
     x0, y0, x1, y1 = region
     output = runtime.config.output
     paths = output_paths(task, output)
@@ -310,13 +309,23 @@ def _rendered(runtime: Runtime, task: ImageTask, kinds: tuple[str, ...], bgr: Op
     written = {paths[kind]: data for kind, data in files.items()}
     if "mask" in files and output.layout == "train-ready":
         written[stored_skin_path(task.split, task.stem)] = outputs.stored_skin_png(skin)
-    if thumbnails:
-        # The report's contact sheet, while the pixels are in memory (reading
-        # them back later costs more than the whole image's processing).
-        images = outputs.thumbnail_images(bgr, region, (bgr.shape[1], bgr.shape[0]), skin, task.class_id)
-        for kind, relative in outputs.thumbnail_paths(task.source, task.segmentation, task.class_id).items():
-            written[relative] = encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)
     return written
+
+
+def _thumbnails(runtime: Runtime, task: ImageTask, source: bytes, region: tuple[int, int, int, int],
+                size: tuple[int, int], skin: np.ndarray, decoded: Optional[np.ndarray]) -> dict[str, bytes]:
+    """The report's thumbnails of the image, by dst-relative path, made while
+    the source and the mask are in memory (reading them back later costs
+    more than the whole image's processing); none if they cannot be drawn."""
+    try:
+        photo = outputs.thumbnail_photo(source, region, size, runtime.config.max_pixels, decoded)
+    except ImageReadError:
+        return {}
+    if photo is None:
+        return {}
+    images = outputs.thumbnail_images(photo, region, size, skin, task.class_id)
+    return {relative: encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)
+            for kind, relative in outputs.thumbnail_paths(task.source, task.segmentation, task.class_id).items()}
 
 
 def _written_record(task: ImageTask, output: OutputParams, record: Record) -> Record:
@@ -362,16 +371,20 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     # A plain JPEG is upright: the decoded size is its header's.
     as_is = source if outputs.copies_source(config.output, source, result.region, (bgr.shape[1], bgr.shape[0])) \
         else None
-    _write_files(runtime, _rendered(runtime, task, outputs.IMAGE_FILES + outputs.LABEL_FILES, bgr, result.region,
-                                    result.mask, task.thumbnails, as_is))
+    files = _rendered(runtime, task, outputs.IMAGE_FILES + outputs.LABEL_FILES, bgr, result.region, result.mask, as_is)
+    if task.thumbnails:
+        with native_stderr_silenced():
+            files.update(_thumbnails(runtime, task, source, result.region, (bgr.shape[1], bgr.shape[0]),
+                                     result.mask, bgr))
+    _write_files(runtime, files)
     return _written_record(task, config.output, record)
 
 
-def _stored_skin(dst: Path, previous: Record) -> Optional[np.ndarray]:
-    """The crop's skin (0/255) as the earlier build left it: the original
-    layout's mask is the class id on skin and 0 elsewhere; the train-ready
-    layout keeps it in STORED_SKIN_DIR.  None if unreadable."""
-    stored = read_output(dst / (previous.stored_skin() or previous.mask))
+def stored_skin_mask(dst: Path, record: Record) -> Optional[np.ndarray]:
+    """The crop's skin (0/255) as the build that wrote the record left it:
+    the original layout's mask is the class id on skin and 0 elsewhere; the
+    train-ready layout keeps it in STORED_SKIN_DIR.  None if unreadable."""
+    stored = read_output(dst / (record.stored_skin() or record.mask))
     if stored is None or stored.ndim != 2:
         return None
     return cv2.compare(stored, 0, cv2.CMP_NE)
@@ -391,7 +404,7 @@ def rerender(task: ImageTask, runtime: Runtime) -> Optional[Record]:
     want_source = "image" in task.render or thumbs
     want_skin = (thumbs or any(kind in outputs.LABEL_FILES for kind in task.render)
                  or ("image" in task.render and output.image_background != "original"))
-    as_is = bgr = None
+    as_is = bgr = source = None
     try:
         with native_stderr_silenced():
             if want_source:
@@ -401,16 +414,20 @@ def rerender(task: ImageTask, runtime: Runtime) -> Optional[Record]:
                 if "image" in task.render and sniff(source).size == tuple(previous.size) and \
                         outputs.copies_source(output, source, region, tuple(previous.size)):
                     as_is = source
-                if thumbs or as_is is None:
+                if "image" in task.render and as_is is None:
                     bgr = decode_image(source, runtime.config.max_pixels)
     except ImageReadError:
         return None
     if bgr is not None and [bgr.shape[1], bgr.shape[0]] != previous.size:
         return None
-    skin = _stored_skin(runtime.dst, previous) if want_skin else None
+    skin = stored_skin_mask(runtime.dst, previous) if want_skin else None
     if want_skin and (skin is None or skin.shape != (y1 - y0, x1 - x0)):
         return None
-    _write_files(runtime, _rendered(runtime, task, task.render, bgr, region, skin, thumbs, as_is))
+    files = _rendered(runtime, task, task.render, bgr, region, skin, as_is)
+    if thumbs and source is not None:
+        with native_stderr_silenced():
+            files.update(_thumbnails(runtime, task, source, region, tuple(previous.size), skin, bgr))
+    _write_files(runtime, files)
     record = dataclasses.replace(previous, split=task.split, class_name=task.class_name, class_id=task.class_id,
                                  image=None, mask=None, preview=None, skin_mask=None, fingerprint=task.fingerprint,
                                  segmentation=task.segmentation, rendering=task.rendering)

@@ -29,17 +29,15 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
-import cv2
 import numpy as np
 
 from .buildinfo import STAGE_NAMES, BuildInfo
 from .crop import is_whole
 from .discover import printable
-from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_image, read_output
+from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_source
 from .outputs import (
     THUMB_KINDS,
     THUMB_QUALITY,
-    THUMB_SIDE,
     THUMBS_DIR,
     class_color,
     is_thumbnail_name,
@@ -47,9 +45,10 @@ from .outputs import (
     sample_key,
     thumbnail_images,
     thumbnail_paths,
+    thumbnail_photo,
     thumbnail_size,
 )
-from .pipeline import STATUSES, Record
+from .pipeline import STATUSES, Record, stored_skin_mask
 
 REPORT_HTML = "report.html"
 BINS = 20
@@ -152,31 +151,21 @@ def _rank_suspects(written: list[Record], face_on: bool, count: int) -> list[tup
 
 # ------------------------------------------------------------------ thumbnails
 
-def _reduction(crop: list[int]) -> int:
-    """1, 2, 4 or 8: the largest JPEG decoding reduction (a few times faster than full size)
-    that keeps the crop at least thumbnail-sized."""
-    long_side = max(crop[2] - crop[0], crop[3] - crop[1])
-    return next((f for f in (8, 4, 2) if long_side // f >= THUMB_SIDE), 1)
-
-
-
 def _render(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, np.ndarray]]:
-    """The thumbnails of a written record, or None when a file is unreadable."""
+    """The thumbnails of a written record, or None when a file is unreadable.
+    Drawn as a worker draws them (outputs.thumbnail_photo, the stored skin),
+    so a thumbnail is the same whoever made it."""
     x0, y0, x1, y1 = record.crop
-    width, height = record.size
-    reduction = _reduction(record.crop)
     try:
-        source = read_image(src / record.source, max_pixels, reduce=reduction)
+        photo = thumbnail_photo(read_source(src / record.source, max_pixels), record.crop, record.size, max_pixels)
     except ImageReadError:
         return None
-    if source.shape[:2] not in ((height, width), (-(-height // reduction), -(-width // reduction))):
+    if photo is None:
         return None                  # the source changed since it was processed
-    mask = read_output(dst / record.mask)
-    if mask is None or mask.shape[:2] != (y1 - y0, x1 - x0):
+    skin = stored_skin_mask(dst, record)
+    if skin is None or skin.shape != (y1 - y0, x1 - x0):
         return None                  # outputs went missing or do not match the record
-    # Skin is where the mask holds the class (not 0, nor the ignore value).
-    return thumbnail_images(source, tuple(record.crop), (width, height),
-                            cv2.compare(mask, record.class_id, cv2.CMP_EQ), record.class_id)
+    return thumbnail_images(photo, tuple(record.crop), tuple(record.size), skin, record.class_id)
 
 
 def _thumbnails(dst: Path, src: Path, record: Record, max_pixels: int) -> Optional[dict[str, str]]:

@@ -48,6 +48,8 @@ from .pipeline import (
 # Called with each image's record and whether its faces and skin were looked
 # for (False: its files were rendered again from its stored mask).
 OnRecord = Callable[[Record, bool], None]
+# Called with each task just before a worker gets it (nothing of it is written yet).
+OnDispatch = Callable[[ImageTask], None]
 
 CRASHED = ("the worker process crashed while processing this image (native library fault or out of memory); "
            "the rest of the build went on")
@@ -281,8 +283,10 @@ class _Pool:
             self.alive_reader.close()
 
 
-def run(tasks: list[ImageTask], runtime: Runtime, workers: int, on_record: OnRecord, image_timeout: float) -> None:
-    """Process tasks on `workers` processes; records arrive in completion order.
+def run(tasks: list[ImageTask], runtime: Runtime, workers: int, on_record: OnRecord, image_timeout: float,
+        on_dispatch: Optional[OnDispatch] = None) -> None:
+    """Process tasks on `workers` processes; records arrive in completion
+    order.  `on_dispatch` sees each task before a worker gets it.
 
     If it raises (Ctrl-C, a full disk, workers that cannot start), images in
     progress are finished first and their records dropped: every file is
@@ -305,7 +309,10 @@ def run(tasks: list[ImageTask], runtime: Runtime, workers: int, on_record: OnRec
                 if kind == "write-error":
                     raise OutputWriteError(payload)
                 if queue and pool.can_take(worker):
-                    pool.assign(worker, queue.popleft())    # before the record is handled: no idle gap
+                    task = queue.popleft()
+                    if on_dispatch is not None:
+                        on_dispatch(task)
+                    pool.assign(worker, task)    # before the record is handled: no idle gap
                 if kind == "record":
                     on_record(*payload)
                 elif kind == "crashed":

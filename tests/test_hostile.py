@@ -354,6 +354,12 @@ def test_only_paths_skinseg_wrote_inside_dst_are_ever_deleted(tmp_path):
     rows = [{"source": "x.jpg", "image": "images/train/A__9.jpg"}, {"source": "y.jpg", "image": str(outside)},
             {"source": "z.jpg", "image": "../outside.txt", "mask": "images/train/../../../outside.txt"}]
     (foreign / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = tree_digest(foreign)
+    refused = run_cli("--src", src, "--dst", foreign, "--workers", "1", "--quiet", "--no-face", "--overwrite",
+                      expect=2)
+    assert "manifest.jsonl, which skinseg did not write" in refused.output     # never replaced (issue 18, L13)
+    assert tree_digest(foreign) == before
+    (foreign / "manifest.jsonl").rename(tmp_path / "their-manifest.jsonl")
     run_cli("--src", src, "--dst", foreign, "--workers", "1", "--quiet", "--no-face", "--overwrite")
     assert outside.read_text() == "precious" and (foreign / "images/train/A__9.jpg").read_bytes() == b"theirs"
     # A skinseg build whose manifest was edited to name other files.
