@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Build a skin segmentation dataset: python build_dataset.py --src dataset_original --dst dataset"""
 
-from skinseg.cli import main
+# Imports nothing heavy: its main() makes Ctrl-C clean before click and the image libraries load.
+from skinseg._interrupt import main
 
 if __name__ == "__main__":
     main()
