@@ -344,15 +344,17 @@ def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams
                         "move them into class folders")
     roots = [(str(folder), relative_to_src(folder), (split, name, len(relative_to_src(folder)) + 1))
              for split, folder, name in named]
+    not_images = "not an image file name (extension is not one of " + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"
     try:
-        for (split, name, cut), relative, why in walk(roots, claims, unread):
-            if why:
-                ignored.append((relative, why))
-            elif os.path.splitext(relative)[1].lower() in IMAGE_EXTENSIONS:
-                found.append((relative, split, name, relative[cut:]))
-            else:
-                ignored.append((relative, "not an image file name (extension is not one of "
-                                + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
+        for (split, name, cut), folder, files, skipped in walk(roots, claims, unread):
+            ignored.extend(skipped)
+            prefix = folder + "/"
+            below = prefix[cut:]                 # the folder's path below its class folder
+            for file in files:
+                if os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
+                    found.append((prefix + file, split, name, below + file))
+                else:
+                    ignored.append((prefix + file, not_images))
     except UnreadableRoot as exc:
         raise cannot_read(f"the class folder {printable(exc.relative)}", exc.error) from None
     class_names.update(name for _, _, name in named)

@@ -101,10 +101,11 @@ class Claims:
         return why
 
 
-def walk(roots: list[tuple[str, str, Tag]], claims: Claims,
-         unread: Optional[list[tuple[str, str]]] = None) -> Iterator[tuple[Tag, str, Optional[str]]]:
-    """Every non-hidden file below the roots, as (tag, relative path, None);
-    every folder not entered, as (tag, relative path, why).
+def walk(roots: list[tuple[str, str, Tag]], claims: Claims, unread: Optional[list[tuple[str, str]]] = None
+         ) -> Iterator[tuple[Tag, str, list[str], list[tuple[str, str]]]]:
+    """Per folder below the roots (the roots included) as it is listed:
+    (tag, its relative path, the names of its non-hidden files, the folders
+    not entered as (relative path, why)).
 
     roots are (path, source-relative path, tag), already claimed.  A folder
     is entered once (claims): a symlink loop ends, and a second way to the
@@ -112,10 +113,10 @@ def walk(roots: list[tuple[str, str, Tag]], claims: Claims,
     folders are all entered before any folder reached through a link, and
     links in the order of their paths, so which path reads a folder does not
     depend on the order of the walk.  A folder that cannot be listed (no
-    permission, a path longer than the system allows) is yielded with why;
-    a root that cannot be listed raises UnreadableRoot.  Hidden folders are
-    not entered; with `unread`, they are appended to it as (path, relative
-    path).
+    permission, a path longer than the system allows) is a folder not
+    entered, with why; a root that cannot be listed raises UnreadableRoot.
+    Hidden folders are not entered; with `unread`, they are appended to it
+    as (path, relative path).
     """
     real = [(path, relative, tag, True) for path, relative, tag in reversed(roots)]
     linked: list[tuple[str, str, Tag, Identity]] = []     # a heap of (relative, path, tag, folder)
@@ -124,7 +125,7 @@ def walk(roots: list[tuple[str, str, Tag]], claims: Claims,
             relative, path, tag, folder = heapq.heappop(linked)
             why = claims.claim(folder, relative)
             if why:
-                yield tag, relative, why
+                yield tag, relative, [], [(relative, why)]
             else:
                 real.append((path, relative, tag, False))
             continue
@@ -134,9 +135,11 @@ def walk(roots: list[tuple[str, str, Tag]], claims: Claims,
         except OSError as exc:
             if is_root:
                 raise UnreadableRoot(where, exc) from None
-            yield tag, where, unreadable_reason(exc)
+            yield tag, where, [], [(where, unreadable_reason(exc))]
             continue
         prefix = where + "/"
+        files: list[str] = []
+        skipped: list[tuple[str, str]] = []
         for entry in entries:
             name = entry.name
             if name[0] == ".":
@@ -144,19 +147,19 @@ def walk(roots: list[tuple[str, str, Tag]], claims: Claims,
                     if unread is not None and entry.is_dir(follow_symlinks=False):
                         unread.append((entry.path, prefix + name))
                 continue
-            relative = prefix + name
             try:
                 is_dir = entry.is_dir(follow_symlinks=True)
             except OSError:
                 is_dir = False
             if not is_dir:
-                yield tag, relative, None
+                files.append(name)
                 continue
+            relative = prefix + name
             try:
                 st = entry.stat(follow_symlinks=True)
                 is_link = entry.is_symlink()
             except OSError as exc:
-                yield tag, relative, unreadable_reason(exc)
+                skipped.append((relative, unreadable_reason(exc)))
                 continue
             folder = (st.st_dev, st.st_ino)
             if is_link:
@@ -164,9 +167,10 @@ def walk(roots: list[tuple[str, str, Tag]], claims: Claims,
                 continue
             why = claims.claim(folder, relative)
             if why:
-                yield tag, relative, why
+                skipped.append((relative, why))
             else:
                 real.append((entry.path, relative, tag, False))
+        yield tag, where, files, skipped
 
 
 def destination_inside(dst: Path, claims: Claims, unread: list[tuple[str, str]]) -> Optional[str]:
