@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Build a skin segmentation dataset: python build_dataset.py --src dataset_original --dst dataset"""
 
-from skinseg.cli import build_command
+# Imports nothing heavy: Ctrl-C is clean before click and the image libraries load.
+from skinseg._interrupt import build_main
 
 if __name__ == "__main__":
-    build_command()
+    build_main()

@@ -28,7 +28,7 @@ from .buildinfo import ModelUses
 from .cleanup import skin_fraction
 from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
 from .face import Face
-from .imageio import on_black
+from .imageio import on_black, size_problem
 from .loader import SkinDataset, collate
 from .models import ModelUnavailable
 from .pipeline import Engines, open_engines, plan_models, segment
@@ -64,15 +64,19 @@ class SegmentResult:
         return full
 
 
-def _as_bgr(image: np.ndarray, channels: str) -> np.ndarray:
+def _as_bgr(image: np.ndarray, channels: str, max_pixels: int) -> np.ndarray:
     """An 8-bit 3-channel BGR array from a grey, colour or colour+alpha one
-    (transparent pixels on black, as when files are read)."""
+    (transparent pixels on black, as when files are read).  Raises
+    ValueError for an image a build would refuse (imageio.size_problem)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise TypeError(f"expected a uint8 numpy array, got {getattr(image, 'dtype', type(image).__name__)}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+    problem = size_problem(image.shape[1], image.shape[0], max_pixels, "PipelineConfig.max_pixels")
+    if problem:
+        raise ValueError(problem)
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
     colour = image[:, :, :3] if channels == "bgr" else image[:, :, 2::-1]
     if image.shape[2] == 4:
         colour = on_black(colour, image[:, :, 3])
@@ -105,12 +109,14 @@ class Segmenter:
     def segment(self, image: np.ndarray, *, channels: Literal["bgr", "rgb"] = "bgr") -> SegmentResult:
         """Faces, crop and skin mask of an image: uint8, (H, W) grey, or
         (H, W, 3|4) in `channels` order (OpenCV's cv2.imread gives BGR; PIL
-        and most other libraries RGB)."""
+        and most other libraries RGB).  Raises ValueError for an image a
+        build would refuse: a side under 16 pixels, more pixels than the
+        config's max_pixels, a side over 65500."""
         if self._engines is None:
             raise RuntimeError("this Segmenter is closed")
         if channels not in ("bgr", "rgb"):
             raise ValueError(f"channels must be 'bgr' or 'rgb', not {channels!r}")
-        bgr = _as_bgr(image, channels)
+        bgr = _as_bgr(image, channels, self.config.max_pixels)
         result = segment(bgr, self.config, self._engines)
         return SegmentResult(result.mask, tuple(result.region), list(result.faces), result.face,
                              skin_fraction(result.mask), (bgr.shape[1], bgr.shape[0]))

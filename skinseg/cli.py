@@ -20,9 +20,19 @@ from typing import TYPE_CHECKING, Optional
 import click
 from click.core import ParameterSource
 
-from . import __version__, forkserver, state
+from . import __version__, _interrupt, forkserver, state
 from .cli_models import CONTEXT, models_command
-from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
+from .config import (
+    MAX_IMAGE_TIMEOUT,
+    BuildConfig,
+    CleanupParams,
+    FaceParams,
+    InputParams,
+    OutputParams,
+    PipelineConfig,
+    SkinParams,
+)
+from .names import printable
 
 if TYPE_CHECKING:
     from .build import BuildResult
@@ -221,9 +231,10 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
               help="Larger images are refused (recorded as failed) before decoding.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Worker processes [default: all cores; at most the cores available].")
-@click.option("--image-timeout", type=FiniteFloatRange(0, min_open=True), default=BuildConfig.image_timeout,
-              show_default=True, metavar="SECONDS",
-              help="An image still being processed after this long is failed and its worker stopped.")
+@click.option("--image-timeout", type=FiniteFloatRange(0, MAX_IMAGE_TIMEOUT, min_open=True),
+              default=BuildConfig.image_timeout, show_default=True, metavar="SECONDS",
+              help=f"An image still being processed after this long is failed and its worker stopped "
+                   f"(at most {MAX_IMAGE_TIMEOUT:g}: a day).")
 @click.option("--retry-failed", is_flag=True,
               help="Process again images that failed in an earlier run although nothing changed since.")
 @click.option("--shard", type=ShardType(), default=None,
@@ -290,9 +301,11 @@ def build_command(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio,
                          allow_fallback=allow_fallback, progress=not quiet and sys.stderr.isatty())
     _setup_logging()
     _last_signal[0] = signal.SIGINT
-    # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
-    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_handler = signal.getsignal(signal.SIGTERM)
     try:
+        _interrupt.hand_over()          # Ctrl-C now raises KeyboardInterrupt, handled below
+        # SLURM and Kubernetes stop jobs with SIGTERM: stop as cleanly as on Ctrl-C.
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         expected = state.expected_work(dst, config.pipeline)
         if expected is not None:
             # Work is certain (no finished build, or other parameters): the
@@ -307,20 +320,23 @@ def build_command(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio,
         try:
             result = build_dataset(config)
         except BuildError as exc:
-            raise click.UsageError(str(exc)) from None
+            raise click.UsageError(printable(str(exc))) from None
         except BuildAborted as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(str(exc))}", err=True)
             sys.exit(1)
         except BuildInterrupted as exc:
+            _interrupt.take_back()
             click.echo(f"\n{exc}", err=True)
             sys.exit(128 + _last_signal[0])
     except KeyboardInterrupt:
         # Outside the image loop (imports, listing the source, writing the
         # dataset files): every file written so far is complete.
-        click.echo("\ninterrupted; run the same command again to resume", err=True)
+        _interrupt.take_back()
+        click.echo(f"\n{_interrupt.RESUME}", err=True)
         sys.exit(128 + _last_signal[0])
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
+        _interrupt.take_back()          # the summary and the exit: an interrupt ends at once
     if not quiet:
         click.echo(summary(result))
     sys.exit(result.exit_code)
@@ -362,7 +378,8 @@ class _StderrHandler(logging.Handler):
     """Writes to whatever sys.stderr is at the time (not the one at set-up)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+        # One line each, whatever names it holds (a file name with a line break).
+        click.echo(f"{record.levelname.lower()}: {printable(record.getMessage())}", err=True)
 
 
 def _setup_logging() -> None:
@@ -373,8 +390,8 @@ def _setup_logging() -> None:
 
 
 def summary(result: BuildResult) -> str:
-    """A few lines: totals, per split, what failed and where to look."""
-    from .discover import printable
+    """A few lines: totals, per split, what failed and where to look; names
+    and paths escaped (printable), so that none can break or fake a line."""
     counts = result.counts()
     images = sum(counts.values())
     # Every stage that ran without its model, one line each, however the run ended.
@@ -387,7 +404,7 @@ def summary(result: BuildResult) -> str:
         k, n = result.shard
         return "\n".join([f"skinseg: shard {k}/{n} done: {counts['written']} written, {counts['skipped']} skipped, "
                           f"{counts['failed']} failed ({images} images). Other shards are still running; "
-                          f"the last to finish writes {result.dst / 'manifest.jsonl'}", *fallbacks])
+                          f"the last to finish writes {printable(str(result.dst / 'manifest.jsonl'))}", *fallbacks])
     rendered = result.processed - result.segmented
     how = f" ({rendered} only re-rendered: output options changed)" if rendered else ""
     lines = [f"skinseg: {counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed "
@@ -396,7 +413,7 @@ def summary(result: BuildResult) -> str:
     for split, c in result.by_split.items():
         lines.append(f"  {split:<6} {c['written']} written, {c['skipped']} skipped, {c['failed']} failed")
     for source, reason in result.failed:
-        lines.append(f"  failed: {printable(source)}: {reason}")
+        lines.append(f"  failed: {printable(source)}: {printable(reason)}")
     if counts["failed"] > len(result.failed):
         lines.append(f"  ... and {counts['failed'] - len(result.failed)} more failed")
     if result.failed_reused:
@@ -408,9 +425,10 @@ def summary(result: BuildResult) -> str:
                      f"(e.g. {printable(result.outside_classes[0])}): move them into class folders")
     others = len(result.ignored) - len(result.outside_classes)
     if others:
-        lines.append(f"  {others} non-image files ignored (listed in build.json)")
+        lines.append(f"  {others} files and folders ignored: not images, or not read (listed in build.json, "
+                     "with why)")
     lines += fallbacks
-    lines.append(f"  classes: {len(result.class_names)} -> {result.dst / 'classes.txt'}; "
-                 f"every image's record: {result.dst / 'manifest.jsonl'}")
-    lines.append(f"  to check it by eye, open {result.dst / 'report.html'}")
+    lines.append(f"  classes: {len(result.class_names)} -> {printable(str(result.dst / 'classes.txt'))}; "
+                 f"every image's record: {printable(str(result.dst / 'manifest.jsonl'))}")
+    lines.append(f"  to check it by eye, open {printable(str(result.dst / 'report.html'))}")
     return "\n".join(lines)

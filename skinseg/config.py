@@ -156,6 +156,11 @@ class InputParams:
     split_seed: int = 0
 
 
+# The longest --image-timeout: a day.  A 100-megapixel photo takes seconds;
+# the operating system's waits cannot take much more than 24 days anyway.
+MAX_IMAGE_TIMEOUT = 86_400.0
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     src: Path
@@ -170,8 +175,15 @@ class BuildConfig:
     sample: Optional[int] = None         # only this many images per class (quick look)
     # A 100-megapixel photo takes about 4 s on the team's machine: an image
     # still running after this is stuck, and its worker is stopped.
-    image_timeout: float = 120.0         # seconds per image
+    image_timeout: float = 120.0         # seconds per image, above 0, at most MAX_IMAGE_TIMEOUT
     retry_failed: bool = False           # process again images that failed with unchanged inputs
     # A stage whose model is missing may replace outputs made with it (or, in
     # a shard, run at all): see fallback.py.  Without it such a build stops.
     allow_fallback: bool = False
+
+    def __post_init__(self) -> None:
+        timeout = self.image_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+                not 0 < timeout <= MAX_IMAGE_TIMEOUT:      # nan fails the comparison too
+            raise ValueError(f"image_timeout (--image-timeout) must be a number of seconds above 0 and at most "
+                             f"{MAX_IMAGE_TIMEOUT:g} (a day), not {timeout!r}")

@@ -10,17 +10,34 @@ and why, so the build can report it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from .config import InputParams
+from .folders import (
+    CONTAINS_SOURCE,
+    NOT_SOURCE,
+    Claims,
+    Identity,
+    UnreadableRoot,
+    destination_inside,
+    folders_below,
+    identity,
+    identity_chain,
+    is_alias,
+    is_unreadable,
+    walk,
+    why_unreadable,
+)
 from .imageio import NotReadable, read_regular_file
+
+# json_text is imported from here by build.py and hub.py.
+from .names import json_text, name_bytes, printable, text_name  # noqa: F401
 
 # Folder names read as splits, in any case; the split is the name in lower case.
 SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "dev", "test", "testing")
@@ -55,77 +72,7 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-Identity = tuple[int, int]      # (device, inode): one folder, whatever path, link or mount leads to it
-
-
-def identity(path: Path) -> Optional[Identity]:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def identity_chain(path: Path) -> list[Identity]:
-    """The identities of path (if it exists) and of every folder above it."""
-    resolved = path.resolve()
-    return [i for i in map(identity, [resolved, *resolved.parents]) if i is not None]
-
-
-def _folders_below(root: Path) -> set[Identity]:
-    """The identities of root and of every folder inside it (links not followed)."""
-    found = set()
-    for folder, _dirs, _files in os.walk(root):
-        if (i := identity(Path(folder))) is not None:
-            found.add(i)
-    return found
-
-
 OUTSIDE_CLASSES = "an image outside any class folder: not used (its class is unknown; move it into a class folder)"
-NOT_SOURCE = "the destination (--dst), or a folder in it, reached through a link or mount: not read as source"
-CONTAINS_SOURCE = "a link to a folder that contains the source (such as / or ..): not followed"
-READ_ALREADY = "a folder already read, reached again through a link (a loop, or a second way to the same images)"
-
-
-def _walk(root: str, seen: set[Identity], refused: dict[Identity, str]) -> Iterable[tuple[str, Optional[str]]]:
-    """Every non-hidden file below root, as (path, None), following links to
-    folders; and every folder not entered, as (path, why).  Paths are
-    strings that start with root (a Path per file costs more than the walk).
-
-    A folder is entered once (by device and inode), so a symlink loop, or a
-    link back to another class or split, ends instead of recursing forever
-    or listing the same images twice.  Folders in `refused` are not entered:
-    the destination (outputs must not come back as sources) and folders that
-    contain the source (a link to / would walk the whole file system).
-    """
-    stack = [root]
-    while stack:
-        directory = stack.pop()
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            if _is_hidden(entry.name):
-                continue
-            try:
-                is_dir = entry.is_dir(follow_symlinks=True)
-            except OSError:
-                is_dir = False
-            if not is_dir:
-                yield entry.path, None
-                continue
-            try:
-                st = entry.stat(follow_symlinks=True)
-            except OSError:
-                continue
-            folder = (st.st_dev, st.st_ino)
-            why = refused.get(folder) or (READ_ALREADY if folder in seen else None)
-            if why:
-                yield entry.path, why
-                continue
-            seen.add(folder)
-            stack.append(entry.path)
 
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
@@ -135,33 +82,13 @@ _UNSAFE = re.compile(r"[^\w.\-]+")
 MAX_STEM_BYTES = 229
 
 
-def name_bytes(name: str) -> bytes:
-    """The bytes of a file or folder name as os functions gave it: bytes that
-    are not UTF-8 come back from their surrogate escapes.  For hashing."""
-    return name.encode("utf-8", "surrogateescape")
-
-
-def printable(name: str) -> str:
-    """A name as text for people: bytes that are not UTF-8 as \\xNN."""
-    return name_bytes(name).decode("utf-8", "backslashreplace")
-
-
-def json_text(value: object, indent: Optional[int] = None) -> str:
-    """JSON text that is valid UTF-8 whatever the names in it.  A name that
-    is not UTF-8 holds surrogate escapes (as os functions give it); each
-    becomes a JSON \\udcXX escape, which json.loads turns back into the
-    same name."""
-    text = json.dumps(value, ensure_ascii=False, indent=indent)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def class_name(text: str) -> str:
     """The class a folder name (or a line of classes.txt) names.  The same
     rule on both sides is what makes classes.txt round-trip: bytes that are
     not UTF-8 as \\xNN (a class name is text: it is written to classes.txt),
     NFC (macOS writes names decomposed: one name, one class), and no
     surrounding white space (invisible, and lost by editors)."""
-    return unicodedata.normalize("NFC", printable(text)).strip()
+    return unicodedata.normalize("NFC", text_name(text)).strip()
 
 
 def class_name_problem(name: str) -> Optional[str]:
@@ -220,7 +147,7 @@ def _output_stems(items: list[tuple[str, str, str, str]]) -> list[str]:
 
 def split_name(folder: str) -> Optional[str]:
     """The split a top-level folder is (its name in lower case), or None."""
-    name = unicodedata.normalize("NFC", printable(folder)).strip().casefold()
+    name = unicodedata.normalize("NFC", text_name(folder)).strip().casefold()
     return name if name in SPLIT_NAMES else None
 
 
@@ -262,112 +189,190 @@ def _no_splits_error(src: Path, folders: list[str]) -> DatasetError:
                         "(layout: <src>/<split>/<class>/<image>)")
 
 
+def _shown(paths: list[str], more: int = 3) -> str:
+    """A few paths for a message, escaped: 'a, b, c and 2 more'."""
+    head = ", ".join(printable(p) for p in paths[:more])
+    return head + (f" and {len(paths) - more} more" if len(paths) > more else "")
+
+
 def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams] = None) -> Discovery:
     """List every image under the split/class folders of src, sorted.
 
-    Links to folders are followed (a dataset assembled from links keeps
-    working), each folder once, except into dst and into a folder that
-    contains src; what is not followed is listed as ignored, with why.
+    Every folder is read once (by device and inode): where split or class
+    folders, or folders below them, are one folder reached through a link
+    or a mount, the path without a link reads it and the others are listed
+    as ignored, with a warning.  Links to folders are followed otherwise,
+    except into dst and into a folder that contains src.  A split or class
+    folder that cannot be read stops discovery (its images, or its class,
+    would be missing); a folder below a class folder that cannot be read is
+    listed as ignored, with a warning.  A dst that is a folder of the source
+    (reached by any path) is refused: the source is never written to.
     """
     params = params or InputParams()
     if not src.is_dir():
-        raise DatasetError(f"source folder {src} does not exist or is not a folder")
+        raise DatasetError(f"source folder {printable(str(src))} does not exist or is not a folder")
     refused = dict.fromkeys(identity_chain(src), CONTAINS_SOURCE)
     if dst is not None and dst.is_dir():
-        refused.update(dict.fromkeys(_folders_below(dst), NOT_SOURCE))
+        refused.update(dict.fromkeys(folders_below(dst), NOT_SOURCE))
+    claims = Claims(refused)
+    claims.read[identity(src)] = ""
+    unread: Optional[list[tuple[str, str]]] = [] if dst is not None else None   # folders not entered
     warnings: list[str] = []
     ignored: list[tuple[str, str]] = []
     outside: list[str] = []
     found: list[tuple[str, str, str, str]] = []      # source, split, class, path below the class folder
     class_names: set[str] = set()
 
-    def folders(parent: Path, where: str) -> Iterable[os.DirEntry]:
-        """The usable folders in parent; files and refused folders go to ignored."""
-        for entry in sorted(os.scandir(parent), key=lambda e: e.name):
+    def cannot_read(what: str, exc: OSError) -> DatasetError:
+        return DatasetError(f"cannot read {what} ({why_unreadable(exc)}): its images would be missing; "
+                            f"make it readable, or move it out of {printable(str(src))}")
+
+    def folders(parent: Path, where: str) -> list[tuple[os.DirEntry, Identity, bool]]:
+        """The usable folders in parent, as (entry, identity, is a link);
+        files and refused folders go to ignored.  Raises DatasetError where
+        parent or a folder in it cannot be read: a split or a class would
+        silently lose its images."""
+        try:
+            entries = sorted(os.scandir(parent), key=lambda e: e.name)
+        except OSError as exc:
+            raise cannot_read(f"the folder {printable(where[:-1])}" if where else f"--src {printable(str(src))}",
+                              exc) from None
+        usable = []
+        for entry in entries:
             relative = f"{where}{entry.name}"
-            if _is_hidden(entry.name):
-                continue
-            if not entry.is_dir():
-                if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-                    outside.append(relative)
-                    ignored.append((relative, OUTSIDE_CLASSES))
-                else:
-                    ignored.append((relative, "file at the top level of the source, outside any split folder"
-                                    if not where else "file directly in a split folder, outside any class folder"))
-            elif why := refused.get(identity(Path(entry.path))):
+            try:
+                if _is_hidden(entry.name):
+                    if unread is not None and entry.is_dir(follow_symlinks=False):
+                        unread.append((entry.path, relative))
+                    continue
+                if not entry.is_dir():
+                    if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                        outside.append(relative)
+                        ignored.append((relative, OUTSIDE_CLASSES))
+                    else:
+                        ignored.append((relative, "file at the top level of the source, outside any split folder"
+                                        if not where else "file directly in a split folder, outside any class folder"))
+                    continue
+                st = entry.stat()
+                folder, is_link = (st.st_dev, st.st_ino), entry.is_symlink()
+            except OSError as exc:
+                raise cannot_read(printable(relative), exc) from None
+            if why := refused.get(folder):
                 ignored.append((relative, why))
             elif entry.name == MACOS_ZIP_FOLDER:
                 ignored.append((relative, "macOS zip metadata (resource forks), not images"))
+                if unread is not None:
+                    unread.append((entry.path, relative))
             else:
-                yield entry
+                usable.append((entry, folder, is_link))
+        return usable
 
-    top = list(folders(src, ""))
-    splits = [(entry, split_name(entry.name)) for entry in top]
-    split_dirs = [(entry.name, split) for entry, split in splits if split]
-    others = [entry.name for entry, split in splits if not split]
-    class_dirs: list[tuple[str, Path, str]] = []     # split ("" until divided), folder, class name
+    def read_once(candidates: list[tuple[str, Identity, bool]]) -> set[str]:
+        """The relative paths, of (relative path, identity, reached through a
+        link) candidates, that read their folder: without a link first, then
+        in path order.  The others are aliases: listed as ignored."""
+        kept = set()
+        for relative, folder, _ in sorted(candidates, key=lambda c: (c[2], c[0])):
+            why = claims.claim(folder, relative)
+            if why:
+                ignored.append((relative, why))
+            else:
+                kept.add(relative)
+        return kept
+
+    top = folders(src, "")
+    splits = [(entry, folder, link, split_name(entry.name)) for entry, folder, link in top]
+    split_dirs = [(entry.name, split) for entry, _, _, split in splits if split]
+    others = [(entry, folder, link) for entry, folder, link, split in splits if not split]
+    class_dirs: list[tuple[str, Path, str, Identity, bool]] = []   # split ("" until divided), folder, name, id, link
     if split_dirs and params.split_ratio:
-        raise DatasetError(f"--split-ratio is for sources without split folders, and {src} has "
+        raise DatasetError(f"--split-ratio is for sources without split folders, and {printable(str(src))} has "
                            f"{', '.join(printable(f) for f, _ in split_dirs)}: leave --split-ratio out")
     if split_dirs:
+        for entry, _, _ in others:
+            if params.skip_unknown_folders:
+                ignored.append((entry.name, "not a split folder: skipped (--skip-unknown-folders)"))
+                if unread is not None:
+                    unread.append((entry.path, entry.name))
+            else:
+                raise DatasetError(f"top-level folder '{printable(entry.name)}' in {printable(str(src))} is not a "
+                                   f"split folder ({', '.join(SPLIT_NAMES)}, in any case), so its images would not "
+                                   "be used: rename it, move it out, or pass --skip-unknown-folders to leave it out")
+        kept = read_once([(entry.name, folder, link) for entry, folder, link, split in splits if split])
+        split_dirs = [(name, split) for name, split in split_dirs if name in kept]
         by_split: dict[str, list[str]] = {}
         for folder, split in split_dirs:
             by_split.setdefault(split, []).append(folder)
         for split, names in by_split.items():
             if len(names) > 1:
-                raise DatasetError(f"the folders {' and '.join(repr(printable(n)) for n in names)} in {src} are both "
-                                   f"split '{split}': merge them or rename one")
-        for folder in others:
-            if params.skip_unknown_folders:
-                ignored.append((folder, "not a split folder: skipped (--skip-unknown-folders)"))
-            else:
-                raise DatasetError(f"top-level folder '{printable(folder)}' in {src} is not a split folder "
-                                   f"({', '.join(SPLIT_NAMES)}, in any case), so its images would not be used: "
-                                   "rename it, move it out, or pass --skip-unknown-folders to leave it out")
+                raise DatasetError(f"the folders {' and '.join(repr(printable(n)) for n in names)} in "
+                                   f"{printable(str(src))} are both split '{split}': merge them or rename one")
         present = {split for _, split in split_dirs}
         if {"val", "valid"} <= present or {"val", "validation"} <= present or {"valid", "validation"} <= present:
             warnings.append("more than one validation folder (val, valid, validation) exists; "
                             "they are kept as separate splits")
+        linked_splits = {entry.name for entry, _, link, _ in splits if link}
         for folder, split in split_dirs:
-            for entry in folders(src / folder, f"{folder}/"):
-                class_dirs.append((split, Path(entry.path), entry.name))
+            for entry, identity_, link in folders(src / folder, f"{folder}/"):
+                class_dirs.append((split, Path(entry.path), entry.name, identity_, link or folder in linked_splits))
     elif params.split_ratio:
-        class_dirs = [("", src / name, name) for name in others]
+        class_dirs = [("", Path(entry.path), entry.name, folder, link) for entry, folder, link in others]
     else:
-        raise _no_splits_error(src, others)
+        raise _no_splits_error(src, [entry.name for entry, _, _ in others])
 
+    def relative_to_src(folder: Path) -> str:
+        return folder.relative_to(src).as_posix()
+
+    kept = read_once([(relative_to_src(d), folder, link) for _, d, _, folder, link in class_dirs])
     named: list[tuple[str, Path, str]] = []
-    for split, folder, raw in class_dirs:
+    for split, folder, raw, _, _ in class_dirs:
+        if relative_to_src(folder) not in kept:
+            continue
         name = class_name(raw)
         problem = class_name_problem(name)
         if problem:
-            shown = folder.relative_to(src).as_posix()
-            raise DatasetError(f"class folder {printable(shown)!r} cannot be a class: its name {problem}; "
-                               "rename the folder")
+            raise DatasetError(f"class folder {printable(relative_to_src(folder))!r} cannot be a class: its name "
+                               f"{problem}; rename the folder")
         named.append((split, folder, name))
     if not named and outside:
-        raise DatasetError(f"the images in {src} are not in class folders (e.g. {printable(outside[0])}): "
-                           "skinseg needs <split>/<class>/<image>, the class being the folder's name")
+        raise DatasetError(f"the images in {printable(str(src))} are not in class folders (e.g. "
+                           f"{printable(outside[0])}): skinseg needs <split>/<class>/<image>, the class being the "
+                           "folder's name")
     if outside:
         warnings.append(f"{len(outside)} image{'s' if len(outside) > 1 else ''} outside any class folder "
                         f"(e.g. {printable(outside[0])}) {'are' if len(outside) > 1 else 'is'} not used: "
                         "move them into class folders")
-    # Folders that are splits or classes themselves are never entered through a link.
-    seen = {i for i in (identity(p) for p in [src] + [src / f for f, _ in split_dirs] + [d for _, d, _ in named])
-            if i is not None}
-    for split, class_dir, name in named:
-        class_names.add(name)
-        where = class_dir.relative_to(src).as_posix() + "/"
-        cut = len(str(class_dir)) + 1            # the walk's paths start with the class folder's
-        for path, why in _walk(str(class_dir), seen, refused):
-            below = path[cut:].replace(os.sep, "/")
-            if why:
-                ignored.append((where + below, why))
-            elif os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
-                found.append((where + below, split, name, below))
-            else:
-                ignored.append((where + below, "not an image file name (extension is not one of "
-                                + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"))
+    roots = [(str(folder), relative_to_src(folder), (split, name, len(relative_to_src(folder)) + 1))
+             for split, folder, name in named]
+    not_images = "not an image file name (extension is not one of " + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"
+    try:
+        for (split, name, cut), folder, files, skipped in walk(roots, claims, unread):
+            ignored.extend(skipped)
+            prefix = folder + "/"
+            below = prefix[cut:]                 # the folder's path below its class folder
+            for file in files:
+                if os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
+                    found.append((prefix + file, split, name, below + file))
+                else:
+                    ignored.append((prefix + file, not_images))
+    except UnreadableRoot as exc:
+        raise cannot_read(f"the class folder {printable(exc.relative)}", exc.error) from None
+    class_names.update(name for _, _, name in named)
+    if dst is not None and (inside := destination_inside(dst, claims, unread or [])) is not None:
+        where = f"the source's folder {printable(inside)}" if inside else "the source folder itself"
+        raise DatasetError(f"--dst {printable(str(dst))} is inside --src {printable(str(src))}: it is in {where}, "
+                           "reached through a link or a mount; the source is never written to: choose a "
+                           "destination outside it")
+    aliases = sorted(path for path, why in ignored if is_alias(why))
+    if aliases:
+        warnings.append(f"{len(aliases)} folder{'s are' if len(aliases) > 1 else ' is'} the same as a folder read "
+                        f"already, reached again through a link or a mount ({_shown(aliases)}): each folder is "
+                        "read once (listed in build.json as ignored)")
+    unreadable = sorted(path for path, why in ignored if is_unreadable(why))
+    if unreadable:
+        warnings.append(f"{len(unreadable)} folder{'s' if len(unreadable) > 1 else ''} below the class folders "
+                        f"cannot be read ({_shown(unreadable)}): the images in "
+                        f"{'them' if len(unreadable) > 1 else 'it'} are not used (listed in build.json as ignored)")
     if params.split_ratio:
         chosen = divide([(source, name) for source, _, name, _ in found], params.split_ratio, params.split_seed)
         found = [(source, chosen[source], name, below) for source, _, name, below in found]

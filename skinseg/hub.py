@@ -7,7 +7,8 @@ card, ``README.md``, names these files in its YAML ``configs`` (with
 ``metadata_filenames``, which `datasets` 4.0 added), and says what the mask
 values mean (``id2label``, the ignore value), the task and how the dataset
 was built (tool version, parameters).  The YAML is written as JSON, which
-YAML reads, so no YAML library is needed.
+YAML reads, so no YAML library is needed; the characters a YAML stream may
+not hold are escaped, and names in the card's markdown are escaped too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,26 @@ CARD = "README.md"
 # A card without this line is someone else's README: it is left alone.
 CARD_MARK = "<!-- written by skinseg: every build rewrites this file -->"
 _METADATA = re.compile(rf"metadata-({'|'.join(SPLIT_NAMES)})\.jsonl")
+
+
+# What a YAML stream may not hold (control characters but tab and line
+# breaks, DEL, U+FFFE, U+FFFF) and what YAML reads as a line break (NEL,
+# U+2028, U+2029: it would fold a string): as JSON escapes, which YAML's
+# double-quoted strings read back as the same characters.
+_NOT_YAML = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]")
+# ASCII punctuation: backslash-escaped in a markdown table cell, it shows as
+# itself (a '|' would start a cell, '<b>' would be HTML, '*' emphasis).
+_MARKDOWN = re.compile(r"[!-/:-@\[-`{-~]")
+
+
+def yaml_text(value: object) -> str:
+    """value as JSON (which YAML reads) that is also a valid YAML stream."""
+    return _NOT_YAML.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text(value))
+
+
+def markdown_cell(text: str) -> str:
+    """text as the content of a markdown table cell that shows it as it is."""
+    return _MARKDOWN.sub(lambda m: "\\" + m.group(), text)
 
 
 def metadata_name(split: str) -> str:
@@ -76,12 +97,12 @@ def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
         "skinseg": {"version": info.get("version"), "layout": layout, "mask_dtype": dtype,
                     "parameters": info.get("parameters")},
     }
-    header = "".join(f"{key}: {json_text(value)}\n" for key, value in meta.items())
+    header = "".join(f"{key}: {yaml_text(value)}\n" for key, value in meta.items())
     learn = ("0 is not skin and is ignored (`ignore_index=0`): a model learns which skin class an image shows, "
              "not where skin is." if layout == "original" else
              f"0 is not skin, a class to learn; {info.get('ignore_index')} along every mask edge is ignored "
              f"(`ignore_index={info.get('ignore_index')}`); `skin_mask` is 0/1 (255 ignored).")
-    table = "".join(f"| {value} | {meaning} |\n" for value, meaning in id2label.items())
+    table = "".join(f"| {value} | {markdown_cell(meaning)} |\n" for value, meaning in id2label.items())
     return (f"---\n{header}---\n{CARD_MARK}\n\n# Skin segmentation dataset\n\n"
             f"Built by skinseg {info.get('version')} (layout `{layout}`) from a skin classification dataset: "
             "per image, `image`, `mask` (a pixel's value is its label) and the image's class.\n\n"

@@ -147,18 +147,35 @@ def _exif_orientation(tiff: bytes) -> Optional[int]:
 
 
 def _tiff_size(data: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) from a TIFF's first image directory, read as libtiff
+    (OpenCV's TIFF decoder) reads it: of a tag given twice, the first (so a
+    second, smaller width cannot get a large image past --max-pixels)."""
     endian = "<" if data[:2] == b"II" else ">"
+    formats = {1: "B", 3: "H", 4: "I"}          # BYTE, SHORT, LONG: the types a size may have
     try:
-        width = height = None
+        size: dict[int, int] = {}
         for tag, kind, field in _first_directory(data, endian):
-            value = struct.unpack(endian + ("H" if kind == 3 else "I"), field[:2] if kind == 3 else field)[0]
-            if tag == 256:
-                width = value
-            elif tag == 257:
-                height = value
+            if tag in (256, 257) and tag not in size:
+                if kind not in formats:
+                    return None
+                size[tag] = struct.unpack_from(endian + formats[kind], field)[0]
+        width, height = size.get(256), size.get(257)
         return (width, height) if width and height else None
     except struct.error:
         return None
+
+
+def _bmp_size(data: bytes) -> Optional[tuple[int, int]]:
+    """(width, height) from a BMP's header: 16-bit in the 12-byte header of
+    OS/2 1.x (BITMAPCOREHEADER), 32-bit (height negative: rows top-down) in
+    every later one."""
+    (header,) = struct.unpack("<I", data[14:18])
+    if header == 12:
+        return struct.unpack("<HH", data[18:22])
+    if header < 16:
+        return None
+    width, height = struct.unpack("<ii", data[18:26])
+    return width, abs(height)
 
 
 def _webp_size(data: bytes) -> Optional[tuple[int, int]]:
@@ -189,8 +206,7 @@ def sniff(data: bytes) -> Header:
         size = struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None
         return Header("png", tuple(size) if size else None)
     if data[:2] == b"BM" and len(data) >= 26:
-        width, height = struct.unpack("<ii", data[18:26])
-        return Header("bmp", (abs(width), abs(height)))
+        return Header("bmp", _bmp_size(data))
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return Header("webp", _webp_size(data))
     if data[:4] in (b"II*\x00", b"MM\x00*"):
@@ -240,6 +256,22 @@ def _damage(header: Header, data: bytes) -> Optional[str]:
     return None
 
 
+def size_problem(width: int, height: int, max_pixels: int, limit: str = "--max-pixels") -> Optional[str]:
+    """Why an image of width x height pixels is not processed, or None: the
+    one rule of a build (from the file's header, before decoding) and of
+    Segmenter.segment.  limit names the max_pixels setting in the message."""
+    if min(width, height) < MIN_SIDE:
+        return (f"the image is only {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed to find "
+                "skin in it")
+    if width * height > max_pixels:
+        return (f"the image is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the limit of "
+                f"{max_pixels / 1e6:.0f} megapixels ({limit})")
+    if max(width, height) > MAX_SIDE:
+        return (f"the image is {width}x{height} pixels; a side longer than {MAX_SIDE} pixels cannot be written "
+                "as JPEG (its limit), and is no photo of skin")
+    return None
+
+
 REDUCED_DECODE = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
@@ -258,14 +290,9 @@ def decode_image(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
     width, height = header.size
     if width <= 0 or height <= 0:
         raise ImageReadError(f"the {header.format.upper()} header declares an empty image ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageReadError(
-            f"the image is {width}x{height} ({width * height / 1e6:.0f} megapixels), above the limit of "
-            f"{max_pixels / 1e6:.0f} megapixels (--max-pixels); not decoded"
-        )
-    if max(width, height) > MAX_SIDE:
-        raise ImageReadError(f"the image is {width}x{height} pixels; a side longer than {MAX_SIDE} pixels "
-                             "cannot be written as JPEG (its limit), and is no photo of skin; not decoded")
+    problem = size_problem(width, height, max_pixels)
+    if problem:
+        raise ImageReadError(f"{problem}; not decoded")
     damage = _damage(header, data)
     if damage:
         raise ImageReadError(damage)
@@ -276,9 +303,6 @@ def decode_image(data: bytes, max_pixels: int, reduce: int = 1) -> np.ndarray:
     image = cv2.imdecode(buffer, flags)
     if image is None:
         raise ImageReadError(f"the {header.format.upper()} data is corrupt and could not be decoded")
-    if flags == cv2.IMREAD_COLOR and min(image.shape[:2]) < MIN_SIDE:
-        raise ImageReadError(f"the image is only {image.shape[1]}x{image.shape[0]} pixels; "
-                             f"at least {MIN_SIDE}x{MIN_SIDE} is needed to find skin in it")
     if header.format in ("png", "webp", "tiff"):
         image = _composite_alpha(buffer, image)
     return image
@@ -328,6 +352,27 @@ def _require_regular(mode: int) -> None:
         raise NotReadable(f"not a regular file: this is {kind}; not read")
 
 
+READ_CHUNK = 64 * 2**20
+
+
+def _read_capped(handle: BinaryIO, size: int, limit: int) -> bytes:
+    """At most limit + 1 bytes of an open file whose size is said to be
+    size.  Memory follows the bytes read, not the limit (read(n) reserves n
+    bytes first: a --max-pixels of 10^10 would ask for 80 GB): the said size
+    in one read, then, for a file that grew or says 0 (/proc), chunks."""
+    data = handle.read(size + 1)
+    if len(data) <= size:
+        return data
+    parts, total = [data], len(data)
+    while total <= limit:
+        chunk = handle.read(min(READ_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
+
+
 def read_regular_file(path: Path, limit: int) -> bytes:
     """The bytes of a regular file of at most `limit` bytes.
 
@@ -342,7 +387,7 @@ def read_regular_file(path: Path, limit: int) -> bytes:
     with os.fdopen(fd, "rb") as handle:
         st = os.fstat(fd)
         _require_regular(st.st_mode)
-        data = handle.read(limit + 1) if st.st_size <= limit else b""
+        data = _read_capped(handle, st.st_size, limit) if st.st_size <= limit else b""
     if st.st_size > limit or len(data) > limit:
         raise NotReadable(f"the file is {max(st.st_size, len(data)) / 1e6:.0f} MB, more than {limit / 1e6:.0f} MB; "
                           "not read")

@@ -12,6 +12,7 @@ pixel gets an id that is not a class.
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence, Union
 
@@ -34,8 +35,33 @@ def _read(path: Path, flags: int) -> np.ndarray:
     return image
 
 
+CHANNELS = ("rgb", "bgr")
+
+
+def _side(value: object) -> Optional[int]:
+    """value as a side in pixels, if it is a whole number of at least 1."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    return None
+
+
 def _hw(size: Size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    """(height, width) from size: a side (a square) or (height, width), in
+    whole pixels, at least 1.  Raises ValueError for anything else ("256",
+    0, 1.5, True), rather than resizing to something unexpected."""
+    if (side := _side(size)) is not None:
+        return side, side
+    if isinstance(size, (tuple, list)) and len(size) == 2 and None not in (sides := tuple(map(_side, size))):
+        return sides
+    raise ValueError(f"size must be a whole number of pixels of at least 1 (a square) or (height, width), "
+                     f"not {size!r}")
+
+
+def _channels(channels: str) -> str:
+    """'rgb' or 'bgr', from either in any case; ValueError for anything else."""
+    if isinstance(channels, str) and channels.lower() in CHANNELS:
+        return channels.lower()
+    raise ValueError(f"channels must be 'rgb' or 'bgr' (in any case), not {channels!r}")
 
 
 def resize_item(item: dict, size: Size) -> dict:
@@ -63,6 +89,7 @@ def collate(items: Sequence[dict], size: Optional[Size] = None) -> dict:
         raise ValueError("cannot collate an empty batch")
     if size is None:
         size = (max(i["image"].shape[0] for i in items), max(i["image"].shape[1] for i in items))
+    size = _hw(size)
     resized = [resize_item(i, size) for i in items]
     batch: dict = {}
     for key in resized[0]:
@@ -79,7 +106,8 @@ def collate(items: Sequence[dict], size: Optional[Size] = None) -> dict:
 class SkinDataset:
     """The written images of one split of a skinseg dataset.
 
-    Each item is a dict: 'image' (H, W, 3) uint8 in `channels` order, 'mask'
+    Each item is a dict: 'image' (H, W, 3) uint8 in `channels` order
+    ('rgb' or 'bgr', in any case), 'mask'
     (H, W) uint8 or uint16 class ids, 'skin_mask' (train-ready layout: 0/1,
     255 = ignore), 'class_id', 'source' (path in the original dataset) and
     'name' (the output file name without extension).  Arrays are contiguous,
@@ -89,14 +117,14 @@ class SkinDataset:
     def __init__(self, root: Union[str, Path], split: str = "train", *, size: Optional[Size] = None,
                  channels: Literal["rgb", "bgr"] = "rgb", transform: Optional[Callable[[dict], dict]] = None):
         self.root = Path(root)
+        self.size = None if size is None else _hw(size)
+        self.channels = _channels(channels)
         info = read_build_info(self.root)       # BuildInfoError (a ValueError) says what is wrong with it
         self.layout: str = info.layout
         self.ignore_index: int = info.ignore_index
         self.mask_dtype: str = info.mask_dtype
         self.classes: list[str] = [BACKGROUND_NAME] + read_class_file(self.root / CLASSES_TXT)
         self.split = split
-        self.size = size
-        self.channels = channels
         self.transform = transform
         rows = self._manifest(self.root)
         self.records = [r for r in rows if r["status"] == "written" and r["split"] == split]

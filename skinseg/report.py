@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from ._quiet import native_stderr_silenced
 from .buildinfo import STAGE_NAMES, BuildInfo
 from .crop import is_whole
 from .discover import printable
@@ -86,10 +87,11 @@ def write_report(dst: Path, src: Path, records: list[Record], info: BuildInfo, p
     ranked = _rank_suspects(written, info.face_enabled, suspects)
     shown = {r.source: r for group in samples.values() for r in group}
     shown.update((r.source, r) for r, _, _ in ranked)
-    # Decoding the sources dominates; OpenCV releases the GIL, so threads use every core.
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        found = pool.map(lambda r: _thumbnails(dst, src, r, max_pixels), shown.values())
-        thumbs = dict(zip(shown, found))
+    # Decoding the sources dominates; OpenCV releases the GIL, so threads use
+    # every core.  libjpeg's warnings ("Corrupt JPEG data") would reach the
+    # terminal from here: the image's record already says what is wrong.
+    with native_stderr_silenced(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        thumbs = dict(zip(shown, pool.map(lambda r: _thumbnails(dst, src, r, max_pixels), shown.values())))
 
     page = _page(records, info, class_names, samples, ranked, thumbs)
     atomic_write_bytes(dst / REPORT_HTML, page.encode("utf-8"))

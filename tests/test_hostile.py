@@ -462,13 +462,17 @@ def test_a_link_from_the_source_to_the_destination_is_not_followed(tmp_path):
     assert "destination" in ignored["train/Acne/out"]
 
 
-def test_a_class_folder_linked_to_a_folder_holding_the_destination(tmp_path):
+def test_a_destination_in_a_folder_the_source_reads_through_a_link_is_refused(tmp_path):
+    """holder is read as source (class Linked, through a link): a dataset
+    written into it would be read back as source by a build into another
+    --dst (issue 18, C1), so the build is refused before writing anything."""
     holder = make_dataset(tmp_path / "holder", {f"{i}.png": skin_image(seed_offset=i) for i in range(2)})
     src = make_dataset(tmp_path / "src", {"train/Acne/1.png": skin_image()})
     os.symlink(holder, src / "train/Linked")
-    dst = holder / "dst"
-    assert _record_count_after_runs(src, dst) == [3, 3, 3]
-    assert json.loads((dst / "build.json").read_text())["classes"] == ["background", "Acne", "Linked"]
+    before = tree_digest(holder)
+    result = run_cli("--src", src, "--dst", holder / "dst", "--workers", "1", "--quiet", "--no-face", expect=2)
+    assert "is inside --src" in result.output and "train/Linked" in result.output, result.output
+    assert tree_digest(holder) == before and not (holder / "dst").exists()
 
 
 def test_a_link_to_the_root_is_not_walked(tmp_path):
