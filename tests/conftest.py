@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import struct
 import time
 from collections.abc import Callable
@@ -26,6 +27,14 @@ import pytest
 from click.testing import CliRunner
 
 from skinseg.cli import main
+
+# A shell starts background jobs (`pytest ... &`, nohup in a script) with
+# Ctrl-C ignored, and the tool processes the tests start would inherit that:
+# the tests that interrupt a build would wait on a build that cannot hear them.
+# Python's own handler is not inherited across exec: the processes start as
+# from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 MODEL_DIR = os.environ.get("SKINSEG_MODEL_DIR")
 EVAL_DIR = os.environ.get("SKINSEG_EVAL_DIR")
@@ -119,19 +128,23 @@ def finish(proc, timeout: float = 120.0) -> tuple[str, str]:
     is stuck: it is made to print every thread's Python stack (started with
     PYTHONFAULTHANDLER=1, as `tool_env` does, SIGABRT dumps them), killed,
     and the test fails with what it printed."""
-    import signal
     import subprocess
 
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        masks = ""
+        with contextlib.suppress(OSError):
+            masks = "".join(line for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines(True)
+                            if line.startswith(("SigBlk", "SigIgn", "SigCgt", "State")))
         proc.send_signal(signal.SIGABRT)
         try:
             out, err = proc.communicate(timeout=30)
         finally:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        raise AssertionError(f"the process did not end within {timeout:g} s; its stacks:\n{err}") from None
+        raise AssertionError(f"the process did not end within {timeout:g} s; its signal masks:\n{masks}"
+                             f"its stacks:\n{err}") from None
 
 
 def tool_env(**extra: str) -> dict[str, str]:
