@@ -427,11 +427,14 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
             handle.write(line.encode("utf-8"))
 
 
-def _worker_count(requested: int, pending: int) -> int:
+def _worker_count(requested: Optional[int], pending: int) -> int:
     """The workers to start: no more than the CPUs this process may use
-    (more only add memory and switching) nor than images to do."""
+    (more only add memory and switching; None: all of them) nor than images
+    to do."""
     cpus = available_cpus()
-    if requested > cpus:
+    if requested is None:
+        requested = cpus
+    elif requested > cpus:
         log.warning("--workers %d is more than the %d CPU%s available: lowered to %d", requested, cpus,
                     "s" if cpus > 1 else "", cpus)
     return max(1, min(requested, cpus, pending))

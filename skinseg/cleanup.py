@@ -52,6 +52,7 @@ def keep_components(mask: np.ndarray, keep: str, min_area_fraction: float) -> np
 
 
 def clean_mask(mask: np.ndarray, params: CleanupParams, zero_border: bool = False) -> np.ndarray:
+    params = params.resolved()       # a PipelineConfig's are; alone, `keep` None is the default method's
     return keep_components(morphology(mask, params.kernel_size, params.iterations, zero_border),
                            params.keep, params.min_component_area)
 

@@ -44,6 +44,7 @@ def crop_region(faces: Sequence[Face], params: FaceParams, width: int, height: i
                 skin: Optional[np.ndarray] = None) -> Box:
     """The region of a width x height photo that the outputs cover; skin is
     the photo's skin mask (non-zero = skin) when it is known."""
+    params = params.resolved()       # a PipelineConfig's are; alone, fields left None are the default method's
     chosen = list(faces) if params.crop_faces == "all" else [f for f in [best_face(list(faces))] if f]
     if not params.crop or not chosen:
         return (0, 0, width, height)
