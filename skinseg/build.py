@@ -28,7 +28,6 @@ import itertools
 import json
 import logging
 import os
-import socket
 import stat
 import sys
 import time
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Optional, Union
 
-from . import __version__, outputs
+from . import __version__, layout, outputs
 from .buildinfo import BuildInfo, BuildInfoError, IgnoredFile, ModelUses, RunInfo, read_build_info
 from .config import BuildConfig
 from .discover import (
@@ -54,43 +53,32 @@ from .discover import (
 )
 from .fallback import previous_build, refusal
 from .forkserver import available_cpus
-from .hub import is_metadata_name, write_hub_files
+from .hub import write_hub_files
 from .imageio import atomic_file, atomic_write_bytes, encode_image, remove_temp_files
-from .journal import (
+from .journal import History, Journal, read_history, remove_stale_outputs, shard_header
+from .layout import (
+    BUILD_JSON,
+    CLASSES_TXT,
+    FINAL_STATE,
+    LEGEND,
+    MANIFEST,
     PREVIOUS_MANIFEST,
     SHARDS_DIR,
-    History,
-    Journal,
-    read_history,
-    read_records,
-    remove_stale_outputs,
-    shard_file,
-    shard_header,
-    shared,
+    STATE_DIR,
+    TEMP_FOLDERS,
+    output_paths,
+    shard_records,
+    written_paths,
 )
 from .lock import Busy, LockUnusable, destination_lock
 from .models import ModelUnavailable
-from .outputs import IMAGE_FILES, LABEL_FILES, REPORT_DIR, ignore_index, mask_dtype, max_classes
-from .pipeline import (
-    OUTPUT_DIRS,
-    PREVIEWS_DIR,
-    STATUSES,
-    ImageTask,
-    ModelPlans,
-    OutputWriteError,
-    Record,
-    Runtime,
-    output_paths,
-    plan_models,
-    written_paths,
-)
-from .report import CLASSES_SHOWN, REPORT_HTML, sample_per_class, write_report
+from .outputs import IMAGE_FILES, LABEL_FILES, ignore_index, mask_dtype, max_classes
+from .pipeline import ImageTask, ModelPlans, OutputWriteError, Runtime, plan_models
+from .records import STATUSES, Record, read_records, record_line, shared
+from .report import CLASSES_SHOWN, sample_per_class, write_report
 from .runner import WorkerStartError, run
-from .state import BUILD_JSON, CLASSES_TXT, FINAL_STATE, MANIFEST, STATE_DIR
 
 log = logging.getLogger("skinseg")
-
-LEGEND = f"{PREVIEWS_DIR}/legend.png"
 FAILED_SHOWN = 10                                 # failed images a BuildResult names (the summary shows them)
 
 
@@ -206,12 +194,11 @@ def _foreign_dataset_files(dst: Path) -> list[str]:
     manifest, build.json, classes.txt, report, metadata files.  (Another
     tool's README.md is kept, with a warning: the dataset works without
     skinseg's card.)"""
-    ours = {MANIFEST, BUILD_JSON, CLASSES_TXT, REPORT_HTML}
-    return sorted(entry.name for entry in os.scandir(dst) if entry.name in ours or is_metadata_name(entry.name))
+    return sorted(entry.name for entry in os.scandir(dst) if layout.is_dataset_file_name(entry.name))
 
 
 def _check_writable(dst: Path) -> None:
-    probe = dst / STATE_DIR / f".write-probe-{socket.gethostname()}-{os.getpid()}"
+    probe = dst / layout.write_probe()
     try:
         (dst / STATE_DIR).mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"ok")
@@ -315,7 +302,7 @@ def _rerender(task: ImageTask, previous: Record, config: BuildConfig, history: H
         return None
     if not history.owns(previous, previous.stored_skin() or previous.mask or ""):
         return None
-    paths = output_paths(task, config.pipeline.output)
+    paths = output_paths(task.split, task.stem, config.pipeline.output)
     kinds: tuple[str, ...] = ()
 
     def kept(relative: str) -> bool:
@@ -354,7 +341,7 @@ def _schedule(tasks: list[ImageTask], history: History, config: BuildConfig
     # image might overwrite it first: such images are processed in full.
     output = config.pipeline.output
     moved = [i for i, t in enumerate(pending)
-             if t.previous is not None and t.previous.mask != output_paths(t, output)["mask"]]
+             if t.previous is not None and t.previous.mask != output_paths(t.split, t.stem, output)["mask"]]
     if moved:
         targets = {(t.split, t.stem) for t in tasks}
         for i in moved:
@@ -377,11 +364,11 @@ def _resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
                     ", ".join(f"{class_names.index(n) + 1}={n}" for n in added))
     if not class_names:
         raise BuildError(f"no class folders found under the split folders of {config.src}")
-    layout = config.pipeline.output.layout
-    if len(class_names) > max_classes(layout, "uint16"):
+    layout_name = config.pipeline.output.layout
+    if len(class_names) > max_classes(layout_name, "uint16"):
         raise BuildError(f"{len(class_names)} classes do not fit in a 16-bit mask (at most "
-                         f"{max_classes(layout, 'uint16')} with --layout {layout})")
-    if mask_dtype(len(class_names), layout) == "uint16":
+                         f"{max_classes(layout_name, 'uint16')} with --layout {layout_name})")
+    if mask_dtype(len(class_names), layout_name) == "uint16":
         log.warning("%d classes do not fit in 8 bits: masks are written as 16-bit PNGs (uint16; mmsegmentation "
                     "casts masks to 8 bits, see the README)", len(class_names))
     return class_names
@@ -506,7 +493,7 @@ class _Prepared:
         """build.json without its counts and run: everything it says that
         depends only on the source and the parameters."""
         config, plans = self.config, self.plans
-        layout = config.pipeline.output.layout
+        layout_name = config.pipeline.output.layout
         parameters = {
             "src": str(config.src),
             "classes_file": str(config.classes_file) if config.classes_file else None,
@@ -520,8 +507,8 @@ class _Prepared:
             models=plans.uses,
             classes=(BACKGROUND_NAME, *self.class_names),
             mask_dtype=self.mask_dtype,
-            layout=layout,
-            ignore_index=ignore_index(layout, self.mask_dtype),
+            layout=layout_name,
+            ignore_index=ignore_index(layout_name, self.mask_dtype),
             ignored_files=tuple(IgnoredFile(p, why) for p, why in self.discovery.ignored),
             # Every fallback is a warning too: a stage ran without its model.
             warnings=(*self.discovery.warnings, *plans.uses.warnings()),
@@ -574,7 +561,7 @@ def build(config: BuildConfig) -> BuildResult:
     if config.shard is not None:
         group = hashlib.sha256(json_text([config.shard[1], prepared.identity()]).encode()).hexdigest()[:16]
     try:
-        with destination_lock(dst / STATE_DIR, dst, group):
+        with destination_lock(dst, group):
             return _unchanged(prepared) or _build_locked(prepared)
     except (Busy, LockUnusable) as exc:      # raised only on the way in: nothing was written
         raise BuildError(str(exc)) from None
@@ -588,13 +575,13 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
     every written image's outputs exist.  No record is read; only
     build.json's run is rewritten."""
     config, tasks = prepared.config, prepared.tasks
-    dst, state = config.dst, config.dst / STATE_DIR
+    dst = config.dst
     if config.overwrite or config.shard is not None:
         return None
-    if (state / PREVIOUS_MANIFEST).exists() or any(state.glob("journal*.jsonl")) or any(state.glob("pending*.jsonl")):
+    if layout.unfinished_state(dst):
         return None
     try:
-        final = json.loads((state / FINAL_STATE).read_text(encoding="utf-8"))
+        final = json.loads((dst / FINAL_STATE).read_text(encoding="utf-8"))
         info = read_build_info(dst)
         statuses = final["statuses"]
         if len(statuses) != len(tasks) or any(_stamp(dst / name) != stamp for name, stamp in final["files"].items()):
@@ -609,7 +596,7 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
         return None
     output = config.pipeline.output
     for task, status in zip(tasks, statuses):
-        if status == "w" and not all(_exists(dst, p) for p in output_paths(task, output).values()):
+        if status == "w" and not all(_exists(dst, p) for p in output_paths(task.split, task.stem, output).values()):
             return None
     by_status = {"w": "written", "s": "skipped", "f": "failed"}
     failed = _failed_lines(dst / MANIFEST, statuses) if "f" in statuses else []
@@ -666,7 +653,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
                dynamic_ncols=True, desc="building" if config.shard is None else f"shard {config.shard[0]}")
     output = config.pipeline.output
     try:
-        journal = Journal(dst / STATE_DIR, config.shard)
+        journal = Journal(dst, config.shard)
     except OSError as exc:
         bar.close()
         raise BuildAborted(f"cannot write to --dst {dst}: {exc.strerror or exc}; re-running the same command "
@@ -679,7 +666,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
         # record names, with other bytes); this line lets a later build
         # remove them, and distrust them.
         try:
-            journal.starting(task.source, written_paths(task, output))
+            journal.starting(task.source, written_paths(task.split, task.stem, output))
         except OSError as exc:
             raise OutputWriteError(f"cannot write {journal.pending_path}: {exc.strerror or exc}") from None
 
@@ -730,7 +717,7 @@ def _build_locked(prepared: _Prepared) -> BuildResult:
 def _disagreement(prepared: _Prepared, index: int, count: int) -> Optional[str]:
     """Why shard `index` of `count`, finished in dst, cannot be merged with
     this build (None if it can, or has not finished)."""
-    header = shard_header(shard_file(prepared.config.dst, index, count))
+    header = shard_header(prepared.config.dst / shard_records(index, count))
     if header is None or all(header.get(key) == value for key, value in prepared.identity().items()):
         return None
     return (f"shard {index}/{count} in {prepared.config.dst} was built with other parameters, class ids (--classes) "
@@ -757,13 +744,13 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
     assert config.shard is not None
     index, count = config.shard
     header = json_text({"shard": index, "of": count, **prepared.identity()}) + "\n"
-    _write_lines(shard_file(config.dst, index, count),
-                 itertools.chain([header], (json_text(r.to_dict()) + "\n" for r in records)))
+    _write_lines(config.dst / shard_records(index, count),
+                 itertools.chain([header], (record_line(r) for r in records)))
     kept = (f"shard {index}/{count}'s images are written and kept (running it again reuses them), "
             "but the shards cannot be merged: ")
     merged: dict[str, Record] = {}
     for k in range(1, count + 1):
-        path = shard_file(config.dst, k, count)
+        path = config.dst / shard_records(k, count)
         if shard_header(path) is None:
             if path.exists():
                 log.warning("the results of shard %d/%d in %s are damaged: run shard %d/%d again", k, count,
@@ -781,7 +768,7 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
 
 
 def _remove_temp_files(dst: Path) -> None:
-    for folder in (*OUTPUT_DIRS, STATE_DIR, REPORT_DIR):
+    for folder in TEMP_FOLDERS:
         remove_temp_files(dst / folder)
 
 
@@ -793,18 +780,17 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     config, records = prepared.config, result.records
     dst = config.dst
     _remove_temp_files(dst)
-    state = dst / STATE_DIR
     # The manifest is written last and, until then, the old one waits in
     # .skinseg (still read for re-use): a build that cannot write these files
     # (a full disk) leaves no manifest, so nothing half-done looks done.
     with contextlib.suppress(FileNotFoundError):
-        (state / FINAL_STATE).unlink()
+        (dst / FINAL_STATE).unlink()
     if _manifest_is_ours(dst):
         with contextlib.suppress(FileNotFoundError):       # another shard finishing set it aside
-            os.replace(dst / MANIFEST, state / PREVIOUS_MANIFEST)
+            os.replace(dst / MANIFEST, dst / PREVIOUS_MANIFEST)
     _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
-    layout = config.pipeline.output.layout
-    atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names, layout,
+    layout_name = config.pipeline.output.layout
+    atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names, layout_name,
                                                                        prepared.mask_dtype), ".png"))
     info = prepared.info()
     key = _final_key(info, (r.fingerprint for r in records))
@@ -819,7 +805,7 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     info = dataclasses.replace(info, warnings=info.warnings + tuple(warnings))
     _write_text(dst / BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
     report_files = write_report(dst, config.src, records, info)
-    _write_lines(dst / MANIFEST, (json_text(r.to_dict()) + "\n" for r in records))
+    _write_lines(dst / MANIFEST, (record_line(r) for r in records))
     remove_stale_outputs(dst, records, manifest_ours=True)
     _save_final_state(dst, result, {
         "key": key, "statuses": "".join(r.status[0] for r in records),
@@ -827,8 +813,9 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     })
     # The dataset is complete: resume state is no longer needed.  The
     # pending lists go first: without them a journal only repeats the manifest.
-    leftovers = [*state.glob("pending*.jsonl"), *state.glob("journal*.jsonl"), *(state / SHARDS_DIR).glob("*.jsonl"),
-                 state / PREVIOUS_MANIFEST]
+    state = dst / STATE_DIR
+    leftovers = [*state.glob(layout.PENDING_GLOB), *state.glob(layout.JOURNAL_GLOB),
+                 *(dst / SHARDS_DIR).glob("*.jsonl"), dst / PREVIOUS_MANIFEST]
     for leftover in leftovers:
         try:
             leftover.unlink()
@@ -841,9 +828,9 @@ def _save_final_state(dst: Path, result: BuildResult, final: dict) -> None:
     instead of reading the records.  The dataset is complete without it, so
     a failure to write it (a full disk) is a warning, not an error."""
     try:
-        _write_text(dst / STATE_DIR / FINAL_STATE, json_text(final) + "\n")
+        _write_text(dst / FINAL_STATE, json_text(final) + "\n")
     except OSError as exc:
-        warning = (f"the dataset is complete, but {dst / STATE_DIR / FINAL_STATE} could not be written "
+        warning = (f"the dataset is complete, but {dst / FINAL_STATE} could not be written "
                    f"({exc.strerror or exc}); it only lets a re-run with nothing to do end at once: "
                    "the next run checks every image's record instead")
         log.warning("%s", warning)

@@ -24,7 +24,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-BUILD_JSON = "build.json"       # in dst; state.py re-exports the name with the other dataset files
+from .layout import BUILD_JSON
+
 TOOL = "skinseg"
 LAYOUTS = ("original", "train-ready")
 MASK_DTYPES = ("uint8", "uint16")

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Optional
 
 from .buildinfo import STAGE_NAMES, BuildInfo, BuildInfoError, ModelUse, ModelUses, read_build_info
+from .layout import STATE_DIR
 from .models import STAGE_SPECS, how_to_get
-from .state import STATE_DIR
 
 log = logging.getLogger("skinseg")
 

@@ -17,14 +17,13 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .discover import SPLIT_NAMES, json_text
+from .layout import CARD, IMAGES_DIR, MASKS_DIR, METADATA_GLOB, PREVIEWS_DIR, metadata_name, metadata_split
+from .names import json_text
 from .outputs import legend_rows
-from .pipeline import IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, Record
+from .records import Record
 
-CARD = "README.md"
 # A card without this line is someone else's README: it is left alone.
 CARD_MARK = "<!-- written by skinseg: every build rewrites this file -->"
-_METADATA = re.compile(rf"metadata-({'|'.join(SPLIT_NAMES)})\.jsonl")
 
 
 # What a YAML stream may not hold (control characters but tab and line
@@ -45,15 +44,6 @@ def yaml_text(value: object) -> str:
 def markdown_cell(text: str) -> str:
     """text as the content of a markdown table cell that shows it as it is."""
     return _MARKDOWN.sub(lambda m: "\\" + m.group(), text)
-
-
-def metadata_name(split: str) -> str:
-    return f"metadata-{split}.jsonl"
-
-
-def is_metadata_name(name: str) -> bool:
-    """Whether a file name in dst is one metadata_name gives."""
-    return _METADATA.fullmatch(name) is not None
 
 
 def metadata_lines(records: list[Record], split: str) -> Iterator[str]:
@@ -123,9 +113,9 @@ def write_hub_files(dst: Path, records: list[Record], info: dict,
     written = [metadata_name(split) for split in splits]
     for split in splits:
         write(dst / metadata_name(split), metadata_lines(records, split))
-    for path in dst.glob("metadata-*.jsonl"):
-        match = _METADATA.fullmatch(path.name)
-        if match and match.group(1) not in splits:
+    for path in dst.glob(METADATA_GLOB):
+        split = metadata_split(path.name)
+        if split is not None and split not in splits:
             path.unlink()
     card = dst / CARD
     if card.exists() and CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):

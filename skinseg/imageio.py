@@ -23,8 +23,7 @@ import cv2
 import numpy as np
 
 from . import _faults
-
-TEMP_MARKER = ".skinseg-tmp-"
+from .layout import is_temp_name, temp_prefix
 
 
 def _file_mode() -> int:
@@ -450,11 +449,11 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     error (or Ctrl-C) it is deleted.  So path is either absent/old or complete.
 
     The temp file sits in the same folder (same file system) and carries
-    TEMP_MARKER, so a process killed mid-write leaves only files that the next
+    layout.TEMP_MARKER, so a process killed mid-write leaves only files that the next
     build recognises and removes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix="." + path.name + TEMP_MARKER, dir=path.parent)
+    fd, temp = tempfile.mkstemp(prefix=temp_prefix(path.name), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             _faults.before_write(str(path))
@@ -552,7 +551,7 @@ def remove_temp_files(folder: Path) -> int:
         return 0
     for root, _dirs, files in os.walk(folder):
         for name in files:
-            if TEMP_MARKER in name:
+            if is_temp_name(name):
                 try:
                     os.unlink(os.path.join(root, name))
                     removed += 1

@@ -21,150 +21,32 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import math
 import os
-import re
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Optional
+from typing import BinaryIO, Iterable, Optional
 
-from .discover import SPLIT_NAMES, json_text
-from .pipeline import OUTPUT_DIRS, Record
-from .state import MANIFEST, STATE_DIR, STORED_SKIN_DIR
-
-PREVIOUS_MANIFEST = "manifest-previous.jsonl"     # in STATE_DIR while the new manifest is written
-SHARDS_DIR = "shards"                             # in STATE_DIR: each finished shard's records
-
-
-def state_name(kind: str, shard: Optional[tuple[int, int]]) -> str:
-    """File name of a build's journal or pending list ("journal", "pending")."""
-    # One file per shard: shards on different machines never append to one file.
-    return f"{kind}.jsonl" if shard is None else f"{kind}-{shard[0]}-of-{shard[1]}.jsonl"
-
-
-def shard_file(dst: Path, index: int, count: int) -> Path:
-    return dst / STATE_DIR / SHARDS_DIR / f"{index}-of-{count}.jsonl"
-
+from . import layout
+from .layout import MANIFEST, PREVIOUS_MANIFEST, SHARDS_DIR, STATE_DIR
+from .names import json_text
+from .records import Record, read_records, read_rows, record_line, to_record
 
 # ------------------------------------------------------------------ reading
-
-@contextlib.contextmanager
-def _open_regular(path: Path) -> Iterator[Optional[BinaryIO]]:
-    """The file open for reading, or None when it is missing, unreadable or
-    not a regular file (a named pipe put in its place is never waited on)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:
-        yield None
-        return
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
-        except OSError:
-            regular = False
-        yield handle if regular else None
-
-
-def read_rows(path: Path, key: str = "source") -> Iterator[tuple[int, dict]]:
-    """(byte offset, row) of every line of a JSON-lines state file (manifest,
-    journal, pending list, shard records) that is an object with `key`.
-    Damaged lines are skipped; a missing or unreadable file has none."""
-    try:
-        with _open_regular(path) as handle:
-            if handle is None:
-                return
-            offset = 0
-            for line in handle:
-                start, offset = offset, offset + len(line)
-                try:
-                    row = json.loads(line.decode("utf-8"))
-                except ValueError:          # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
-                    continue
-                if isinstance(row, dict) and key in row:
-                    yield start, row
-    except OSError:
-        return
-
-
-_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
-
-
-def to_record(row: dict) -> Optional[Record]:
-    """The record a row holds, if it is one of this tool's (it has a
-    fingerprint and its fields have their types)."""
-    if not isinstance(row.get("fingerprint"), str) or not _FINGERPRINT.fullmatch(row["fingerprint"]):
-        return None
-    try:
-        record = Record(**{k: row.get(k) for k in Record.__dataclass_fields__})
-    except TypeError:
-        return None
-    return shared(record) if _well_typed(record) else None
-
-
-def _ints(value: object, count: int) -> bool:
-    # Unrolled, not all(...): this runs for every record of a 100 000-image build.
-    if type(value) is not list or len(value) != count:
-        return False
-    for v in value:
-        if type(v) is not int:
-            return False
-    return True
-
-
-def _text(value: object) -> bool:
-    return value is None or type(value) is str
-
-
-def _well_typed(r: Record) -> bool:
-    """Whether every field a build uses has its type (a tampered line may not)."""
-    return (type(r.source) is str and type(r.split) is str and type(r.class_name) is str and type(r.status) is str
-            and type(r.class_id) is int and _text(r.image) and _text(r.mask) and _text(r.preview)
-            and _text(r.skin_mask) and _text(r.segmentation) and _text(r.rendering) and _text(r.reason)
-            and (r.crop is None or _ints(r.crop, 4)) and (r.size is None or _ints(r.size, 2))
-            and (r.face is None or type(r.face) is dict)
-            and (r.skin_fraction is None or type(r.skin_fraction) in (int, float)))
-
-
-def shared(record: Record) -> Record:
-    """The record with one copy of the strings that 100 000 records repeat
-    (split, class, status): a build holds every record in memory."""
-    for name in ("split", "class_name", "status"):
-        value = getattr(record, name)
-        if isinstance(value, str):
-            setattr(record, name, sys.intern(value))
-    return record
-
-
-def read_records(path: Path) -> Iterator[Record]:
-    """The records of a manifest, journal or shard file, in file order."""
-    for _, row in read_rows(path):
-        record = to_record(row)
-        if record is not None:
-            yield record
-
 
 def record_files(dst: Path, manifest_ours: bool) -> list[Path]:
     """Where this tool recorded images, oldest first: the final manifest
     (set aside while a build writes the new one), then finished shards and
     the journals of interrupted builds."""
-    state = dst / STATE_DIR
-    return ([state / PREVIOUS_MANIFEST] + ([dst / MANIFEST] if manifest_ours else [])
-            + sorted((state / SHARDS_DIR).glob("*.jsonl")) + sorted(state.glob("journal*.jsonl")))
+    return ([dst / PREVIOUS_MANIFEST] + ([dst / MANIFEST] if manifest_ours else [])
+            + sorted((dst / SHARDS_DIR).glob("*.jsonl")) + sorted((dst / STATE_DIR).glob(layout.JOURNAL_GLOB)))
 
 
 def _pending_outputs(row: dict) -> list[str]:
     """The paths a pending line names (a field of another type names none)."""
     outputs = row.get("outputs")
     return [p for p in outputs if isinstance(p, str)] if isinstance(outputs, list) else []
-
-
-def _pairs(state: Path) -> list[tuple[Path, Path]]:
-    """(journal, pending list) of every build or shard that wrote some."""
-    keys = {p.name[len(kind):] for kind in ("journal", "pending") for p in state.glob(f"{kind}*.jsonl")}
-    return [(state / f"journal{key}", state / f"pending{key}") for key in sorted(keys)]
 
 
 @dataclass
@@ -199,7 +81,7 @@ def read_history(dst: Path, manifest_ours: bool) -> History:
             continue                        # read below, with the pending lists
         for record in read_records(path):
             history.records[record.source] = record
-    for index, (journal, pending) in enumerate(_pairs(state)):
+    for index, (journal, pending) in enumerate(layout.journal_pairs(dst)):
         writers = _last_writers(journal, pending, history.records)
         if index == 0:
             history.last_writer = writers
@@ -238,10 +120,6 @@ def _last_writers(journal: Path, pending: Path, newest: dict[str, Record]) -> di
     return writers
 
 
-_OUTPUT_PATH = re.compile(rf"(?:(?:{'|'.join(OUTPUT_DIRS)})/({'|'.join(SPLIT_NAMES)})/[\w\-][\w.\-]*\.(?:jpg|png)"
-                          rf"|{re.escape(STORED_SKIN_DIR)}/({'|'.join(SPLIT_NAMES)})/[\w\-][\w.\-]*\.png)")
-
-
 def written_outputs(dst: Path, manifest_ours: bool) -> set[str]:
     """Every output this tool recorded writing, or starting to write, in dst:
     image, mask and preview paths (and stored skin masks) of every record
@@ -253,10 +131,10 @@ def written_outputs(dst: Path, manifest_ours: bool) -> set[str]:
     for path in record_files(dst, manifest_ours):
         for record in read_records(path):
             claimed.update(record.files())
-    for path in (dst / STATE_DIR).glob("pending*.jsonl"):
+    for path in (dst / STATE_DIR).glob(layout.PENDING_GLOB):
         for _, row in read_rows(path, "pending"):
             claimed.update(_pending_outputs(row))
-    return {p for p in claimed if _OUTPUT_PATH.fullmatch(p)}
+    return {p for p in claimed if layout.is_own_output(p)}
 
 
 def remove_stale_outputs(dst: Path, current: Iterable[Record], manifest_ours: bool) -> int:
@@ -280,12 +158,9 @@ def remove_empty_output_folders(dst: Path) -> None:
     """Remove the tool's own output folders (images/<split>/ ... and their
     parents, .skinseg/skin/<split>/) that are empty: a split that is gone, a
     layout's folder that it no longer writes.  A clean build never makes them."""
-    for top in (*OUTPUT_DIRS, STORED_SKIN_DIR):
-        for split in SPLIT_NAMES:
-            with contextlib.suppress(OSError):      # not there, or not empty: kept
-                os.rmdir(dst / top / split)
-        with contextlib.suppress(OSError):
-            os.rmdir(dst / top)
+    for folder in layout.own_output_folders():
+        with contextlib.suppress(OSError):      # not there, or not empty: kept
+            os.rmdir(dst / folder)
 
 
 def shard_header(path: Path) -> Optional[dict]:
@@ -337,9 +212,9 @@ class Journal:
     files are written).  Each method raises OSError when the destination
     cannot be written."""
 
-    def __init__(self, state: Path, shard: Optional[tuple[int, int]]):
-        self.path = state / state_name("journal", shard)
-        self.pending_path = state / state_name("pending", shard)
+    def __init__(self, dst: Path, shard: Optional[tuple[int, int]]):
+        self.path = dst / layout.journal_path(shard)
+        self.pending_path = dst / layout.pending_path(shard)
         self._pending = _append(self.pending_path)
         try:
             self._journal = _append(self.path)
@@ -357,7 +232,7 @@ class Journal:
 
     def finished(self, record: Record) -> None:
         """An image's record, once its files are written."""
-        self._journal.write((json_text(record.to_dict()) + "\n").encode("utf-8"))
+        self._journal.write(record_line(record).encode("utf-8"))
         self._journal.flush()
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 from .buildinfo import read_build_info
 from .discover import BACKGROUND_NAME, read_class_file
 from .imageio import on_black
-from .state import CLASSES_TXT, MANIFEST
+from .layout import CLASSES_TXT, MANIFEST
 
 Size = Union[int, tuple[int, int]]      # side of a square, or (height, width)
 MASK_KEYS = ("mask", "skin_mask")

@@ -27,10 +27,9 @@ try:
 except ImportError:      # Windows
     fcntl = None  # type: ignore[assignment]
 
-log = logging.getLogger("skinseg")
+from .layout import LOCK, LOCK_GROUP_PREFIX, STATE_DIR
 
-LOCK = "lock"
-GROUP_PREFIX = "lock-"
+log = logging.getLogger("skinseg")
 
 
 class Busy(Exception):
@@ -69,7 +68,7 @@ def _open(path: Path) -> int:
 def _hold_group(state: Path, group: str) -> int:
     """A shared lock on this build's group file, on the file that is still
     at its path (a finishing build removes the file once it is unused)."""
-    path = state / f"{GROUP_PREFIX}{group}"
+    path = state / f"{LOCK_GROUP_PREFIX}{group}"
     while True:
         fd = _open(path)
         fcntl.flock(fd, fcntl.LOCK_SH)      # waits only while another build checks or removes it
@@ -82,8 +81,8 @@ def _hold_group(state: Path, group: str) -> int:
 def _other_group_running(state: Path, group: str) -> bool:
     """Whether shards of another build hold their group lock; the files of
     groups that have ended are removed."""
-    for path in state.glob(f"{GROUP_PREFIX}*"):
-        if path.name == f"{GROUP_PREFIX}{group}":
+    for path in state.glob(f"{LOCK_GROUP_PREFIX}*"):
+        if path.name == f"{LOCK_GROUP_PREFIX}{group}":
             continue
         try:
             fd = os.open(path, os.O_RDWR | getattr(os, "O_NONBLOCK", 0))
@@ -107,13 +106,13 @@ def _release_group(state: Path, group: str, fd: int) -> None:
     try:
         if _flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):
             with contextlib.suppress(FileNotFoundError):
-                (state / f"{GROUP_PREFIX}{group}").unlink()
+                (state / f"{LOCK_GROUP_PREFIX}{group}").unlink()
     finally:
         os.close(fd)
 
 
 @contextlib.contextmanager
-def destination_lock(state: Path, dst: Path, group: Optional[str]) -> Iterator[None]:
+def destination_lock(dst: Path, group: Optional[str]) -> Iterator[None]:
     """Hold the destination for one build (group None) or for the shards of
     one build (group: what they agree on).  Raises Busy at once if it is in
     use; never waits for another build."""
@@ -121,7 +120,8 @@ def destination_lock(state: Path, dst: Path, group: Optional[str]) -> Iterator[N
         log.warning("builds cannot lock %s on this system: make sure only one build writes to it at a time", dst)
         yield
         return
-    fd = _open(state / LOCK)
+    state = dst / STATE_DIR
+    fd = _open(dst / LOCK)
     group_fd = None
     try:
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import colorsys
 import hashlib
-import re
 
 import cv2
 import numpy as np
@@ -16,8 +15,8 @@ import numpy as np
 from .cleanup import disk
 from .config import OutputParams
 from .crop import is_whole
-from .discover import name_bytes
 from .imageio import decode_image, encode_image, encode_indexed_png, grey_png_with_palette, plain_jpeg, sniff
+from .names import name_bytes
 
 # The ignore value of the train-ready layout's masks: 255 (the VOC and
 # Ultralytics convention) in 8-bit masks; 65535 in 16-bit ones, where 255 is
@@ -205,12 +204,9 @@ def legend_image(class_names: list[str], layout: str = "original", dtype: str = 
 # Rendered by the workers for the images the report will show (they still have
 # the pixels in memory) and by the report for any other image it shows.
 
-REPORT_DIR = "report"
-THUMBS_DIR = f"{REPORT_DIR}/thumbs"
+# Their names: layout.thumbnail_paths (bump layout.THUMB_VERSION when their rendering changes).
 THUMB_SIDE = 180            # long side of a thumbnail, pixels
 THUMB_QUALITY = 85
-THUMB_VERSION = "2"         # part of thumbnail names: bump when their rendering changes
-THUMB_KINDS = ("photo", "crop", "skin", "overlay")
 OVERLAY_OPACITY = 0.5
 CROP_BOX_COLOR = (0, 220, 255)      # BGR: the crop's outline on the whole photo
 
@@ -218,23 +214,6 @@ CROP_BOX_COLOR = (0, 220, 255)      # BGR: the crop's outline on the whole photo
 def sample_key(source: str) -> str:
     """The report's sampling order: stable when other images are added or removed."""
     return hashlib.sha1(name_bytes(source)).hexdigest()
-
-
-def thumbnail_paths(source: str, segmentation: str, class_id: int) -> dict[str, str]:
-    """dst-relative thumbnail paths.  Named after what they show: the image's
-    segmentation fingerprint (source, crop and mask) and class id (the
-    overlay's colour), so an existing thumbnail is up to date, and an option
-    that only changes how files are rendered keeps them."""
-    key = hashlib.sha1(name_bytes(f"{THUMB_VERSION}|{source}|{segmentation}|{class_id}")).hexdigest()[:16]
-    return {kind: f"{THUMBS_DIR}/{key}_{kind}.jpg" for kind in THUMB_KINDS}
-
-
-_THUMB_NAME = re.compile(rf"[0-9a-f]{{16}}_({'|'.join(THUMB_KINDS)})\.jpg")
-
-
-def is_thumbnail_name(name: str) -> bool:
-    """Whether a file name in THUMBS_DIR is one thumbnail_paths gives."""
-    return _THUMB_NAME.fullmatch(name) is not None
 
 
 def thumbnail_size(width: int, height: int) -> tuple[int, int]:

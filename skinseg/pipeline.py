@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Optional
 
 import cv2
 import numpy as np
 
-from . import outputs
+from . import layout, outputs
 from ._quiet import native_stderr_silenced
 from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
 from .buildinfo import ModelUses
@@ -43,11 +43,9 @@ from .lesions import fill_lesions
 from .mesh import FaceMesher, open_mesher, plan_mesher, with_meshes
 from .models import ModelPlan
 from .person import PersonSegmenter, open_segmenter, plan_segmenter
+from .records import Record
 from .skin import rules_mask
-from .state import STORED_SKIN_DIR
 
-IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, SKIN_MASKS_DIR = "images", "masks", "masks_preview", "skin_masks"
-OUTPUT_DIRS = (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR, SKIN_MASKS_DIR)
 WORK_SIZE = 640       # long side of the copy that detection and the adaptive method work on
 # The most confident faces get a mesh: those adaptive.candidate_faces looks at (a mesh costs ~5-10 ms).
 MESHED_FACES = AdaptiveParams().max_faces
@@ -56,56 +54,6 @@ MESHED_FACES = AdaptiveParams().max_faces
 class OutputWriteError(Exception):
     """The destination cannot be written (full disk, read-only, ...): the
     build must stop, because every following image would fail the same way."""
-
-
-def stored_skin_path(split: str, stem: str) -> str:
-    """dst-relative path of the skin mask the train-ready layout keeps for re-rendering."""
-    return f"{STORED_SKIN_DIR}/{split}/{stem}.png"
-
-
-STATUSES = ("written", "skipped", "failed")     # what became of an image (Record.status)
-
-
-@dataclass(slots=True)
-class Record:
-    """One line of manifest.jsonl."""
-
-    source: str
-    split: str
-    class_name: str
-    class_id: int
-    status: str                          # one of STATUSES
-    reason: Optional[str] = None
-    image: Optional[str] = None
-    mask: Optional[str] = None
-    preview: Optional[str] = None
-    skin_mask: Optional[str] = None      # the train-ready layout's 0/1 skin mask
-    size: Optional[list[int]] = None     # [width, height] of the upright source
-    crop: Optional[list[int]] = None     # [x0, y0, x1, y1], exclusive ends
-    face: Optional[dict] = None
-    skin_fraction: Optional[float] = None
-    fingerprint: Optional[str] = None    # segmentation + rendering: everything that decides the files
-    segmentation: Optional[str] = None   # what decides mask and crop: source file, parameters, models
-    rendering: Optional[str] = None      # how the files were rendered: 8 hex for the image, 8 for the masks
-
-    def to_dict(self) -> dict:
-        # Not dataclasses.asdict, which deep-copies: 90 us a record, 9 s for
-        # the manifest of 100 000 images.  The values are only serialised.
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-    def output_paths(self) -> list[str]:
-        return [p for p in (self.image, self.mask, self.preview, self.skin_mask) if p]
-
-    def stored_skin(self) -> Optional[str]:
-        """The skin mask the train-ready layout keeps to re-render from, or None."""
-        if not (self.skin_mask and self.mask):
-            return None
-        return stored_skin_path(self.split, PurePosixPath(self.mask).stem)
-
-    def files(self) -> list[str]:
-        """Every file written for this image: the outputs and the stored skin mask."""
-        stored = self.stored_skin()
-        return self.output_paths() + ([stored] if stored else [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,24 +140,6 @@ def plan_models(config: PipelineConfig, show_progress: bool = False) -> ModelPla
 
 def open_engines(models: ModelPlans) -> Engines:
     return Engines(open_detector(models.detector), open_segmenter(models.segmenter), open_mesher(models.mesher))
-
-
-def output_paths(task: ImageTask, output: OutputParams) -> dict[str, str]:
-    """dst-relative paths of an image's files, by kind (as outputs.render names them)."""
-    paths = {"image": f"{IMAGES_DIR}/{task.split}/{task.stem}{output.image_extension}",
-             "mask": f"{MASKS_DIR}/{task.split}/{task.stem}.png",
-             "preview": f"{PREVIEWS_DIR}/{task.split}/{task.stem}.png"}
-    if output.layout == "train-ready":
-        paths["skin_mask"] = f"{SKIN_MASKS_DIR}/{task.split}/{task.stem}.png"
-    return paths
-
-
-def written_paths(task: ImageTask, output: OutputParams) -> list[str]:
-    """Every file processing the task may write (Record.files of its record)."""
-    paths = list(output_paths(task, output).values())
-    if output.layout == "train-ready":
-        paths.append(stored_skin_path(task.split, task.stem))
-    return paths
 
 
 def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
@@ -303,12 +233,12 @@ def _rendered(runtime: Runtime, task: ImageTask, kinds: tuple[str, ...], bgr: Op
     None, as when the image is not drawn."""
     x0, y0, x1, y1 = region
     output = runtime.config.output
-    paths = output_paths(task, output)
+    paths = layout.output_paths(task.split, task.stem, output)
     crop = bgr[y0:y1, x0:x1] if bgr is not None else None
     files = outputs.render(crop, skin, task.class_id, runtime.mask_dtype, output, kinds, image_as_is)
     written = {paths[kind]: data for kind, data in files.items()}
     if "mask" in files and output.layout == "train-ready":
-        written[stored_skin_path(task.split, task.stem)] = outputs.stored_skin_png(skin)
+        written[layout.stored_skin_path(task.split, task.stem)] = outputs.stored_skin_png(skin)
     return written
 
 
@@ -325,12 +255,12 @@ def _thumbnails(runtime: Runtime, task: ImageTask, source: bytes, region: tuple[
         return {}
     images = outputs.thumbnail_images(photo, region, size, skin, task.class_id)
     return {relative: encode_image(images[kind], ".jpg", outputs.THUMB_QUALITY)
-            for kind, relative in outputs.thumbnail_paths(task.source, task.segmentation, task.class_id).items()}
+            for kind, relative in layout.thumbnail_paths(task.source, task.segmentation, task.class_id).items()}
 
 
 def _written_record(task: ImageTask, output: OutputParams, record: Record) -> Record:
     record.status = "written"
-    for kind, path in output_paths(task, output).items():
+    for kind, path in layout.output_paths(task.split, task.stem, output).items():
         setattr(record, kind, path)
     return record
 
@@ -383,7 +313,7 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
 def stored_skin_mask(dst: Path, record: Record) -> Optional[np.ndarray]:
     """The crop's skin (0/255) as the build that wrote the record left it:
     the original layout's mask is the class id on skin and 0 elsewhere; the
-    train-ready layout keeps it in STORED_SKIN_DIR.  None if unreadable."""
+    train-ready layout keeps it in layout.STORED_SKIN_DIR.  None if unreadable."""
     stored = read_output(dst / (record.stored_skin() or record.mask))
     if stored is None or stored.ndim != 2:
         return None
@@ -399,8 +329,8 @@ def rerender(task: ImageTask, runtime: Runtime) -> Optional[Record]:
     previous, output = task.previous, runtime.config.output
     x0, y0, x1, y1 = region = tuple(previous.crop)
     thumbs = task.thumbnails and not all(
-        (runtime.dst / p).is_file() for p in outputs.thumbnail_paths(task.source, task.segmentation,
-                                                                      task.class_id).values())
+        (runtime.dst / p).is_file() for p in layout.thumbnail_paths(task.source, task.segmentation,
+                                                                     task.class_id).values())
     want_source = "image" in task.render or thumbs
     want_skin = (thumbs or any(kind in outputs.LABEL_FILES for kind in task.render)
                  or ("image" in task.render and output.image_background != "original"))

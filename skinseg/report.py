@@ -36,22 +36,19 @@ from .buildinfo import STAGE_NAMES, BuildInfo
 from .crop import is_whole
 from .discover import printable
 from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_source
+from .layout import REPORT_HTML, THUMB_KINDS, THUMBS_DIR, is_thumbnail_name, thumbnail_paths
 from .outputs import (
-    THUMB_KINDS,
     THUMB_QUALITY,
-    THUMBS_DIR,
     class_color,
-    is_thumbnail_name,
     legend_rows,
     sample_key,
     thumbnail_images,
-    thumbnail_paths,
     thumbnail_photo,
     thumbnail_size,
 )
-from .pipeline import STATUSES, Record, stored_skin_mask
+from .pipeline import stored_skin_mask
+from .records import STATUSES, Record
 
-REPORT_HTML = "report.html"
 BINS = 20
 
 # The "most likely wrong" score; the page caption explains the same rule.

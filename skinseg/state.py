@@ -12,18 +12,9 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from .buildinfo import BUILD_JSON as BUILD_JSON  # re-exported: the dataset-level files' names are here
 from .buildinfo import BuildInfoError, read_build_info
 from .config import PipelineConfig
-
-# The dataset-level files of dst (build.py writes them; loader.py reads them;
-# build.json's name belongs to buildinfo.py, which reads and writes it).
-MANIFEST = "manifest.jsonl"
-CLASSES_TXT = "classes.txt"
-
-STATE_DIR = ".skinseg"
-FINAL_STATE = "final.json"                # what the last finished build left (build._unchanged reads it)
-STORED_SKIN_DIR = f"{STATE_DIR}/skin"     # the train-ready layout's skin masks, kept to re-render from
+from .layout import FINAL_STATE
 
 
 def expected_work(dst: Path, pipeline: PipelineConfig) -> Optional[bool]:
@@ -33,7 +24,7 @@ def expected_work(dst: Path, pipeline: PipelineConfig) -> Optional[bool]:
     that decide masks), False when it will re-render (other output options
     only), None when the parameters are the same (maybe nothing to do)."""
     try:
-        if not (dst / STATE_DIR / FINAL_STATE).is_file():
+        if not (dst / FINAL_STATE).is_file():
             return True
         last = read_build_info(dst).parameters
     except (OSError, BuildInfoError):

@@ -380,7 +380,7 @@ def test_the_last_write_of_a_path_decides_which_record_owns_it(tmp_path):
     """The journal and pending list order every write, also across runs
     and between images whose names moved onto each other."""
     from skinseg.journal import Journal, read_history
-    from skinseg.pipeline import Record
+    from skinseg.records import Record
 
     def record(source: str, stem: str, fingerprint: str) -> Record:
         return Record(source, "train", "A", 1, "written", image=f"images/train/{stem}.jpg",
@@ -391,7 +391,7 @@ def test_the_last_write_of_a_path_decides_which_record_owns_it(tmp_path):
     state.mkdir()
     old_t = record("t.png", "x", "0" * 16)           # the finished build's: t wrote x
     (tmp_path / "manifest.jsonl").write_text(json.dumps(old_t.to_dict()) + "\n")
-    journal = Journal(state, None)                   # a run where s's files are named x
+    journal = Journal(tmp_path, None)                # a run where s's files are named x
     new_s = record("s.png", "x", "1" * 16)
     journal.starting("s.png", new_s.files())
     journal.finished(new_s)
@@ -404,7 +404,7 @@ def test_the_last_write_of_a_path_decides_which_record_owns_it(tmp_path):
     assert not history.owns(record("u.png", "y", "2" * 16), "masks/train/y.png")    # written, never recorded
     assert history.owns(old_t, "images/train/z.jpg")           # no run since touched it
     # The same paths from a shard's files: no order between the two runs.
-    shard = Journal(state, (1, 2))
+    shard = Journal(tmp_path, (1, 2))
     shard.starting("s.png", new_s.files())
     shard.finished(new_s)
     shard.close()

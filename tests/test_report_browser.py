@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, read_manifest, run_cli
-from skinseg.pipeline import Record
+from skinseg.records import Record
 from skinseg.report import write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

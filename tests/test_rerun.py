@@ -240,7 +240,7 @@ def test_model_digests_are_remembered_so_a_rerun_opens_no_model_file(model_dir, 
 
 
 def test_the_report_stays_small_whatever_the_number_of_images_and_classes(tmp_path):
-    from skinseg.pipeline import Record
+    from skinseg.records import Record
 
     classes = [f"class {i}" for i in range(CLASSES_SHOWN + 20)]
     records = [Record(f"train/{name}/{k}.jpg", "train", name, i + 1, "failed", reason=f"broken {k}",
