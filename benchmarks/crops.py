@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from skinseg.config import FaceParams, PipelineConfig  # noqa: E402
 from skinseg.crop import crop_region  # noqa: E402
+from skinseg.engines import open_engines, plan_models  # noqa: E402
 from skinseg.imageio import read_image  # noqa: E402
-from skinseg.pipeline import open_engines, plan_models, segment  # noqa: E402
+from skinseg.pipeline import segment  # noqa: E402
 
 POLICIES = {
     "best face (the original tool, `--crop-faces best --no-crop-to-skin --min-crop-side 0`)":

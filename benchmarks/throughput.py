@@ -119,7 +119,7 @@ def startup_seconds() -> tuple[float, float]:
     """(interpreter + imports + models, imports + models only)."""
     code = ("import time; t = time.perf_counter()\n"
             "from skinseg.config import PipelineConfig\n"
-            "from skinseg.pipeline import open_engines, plan_models\n"
+            "from skinseg.engines import open_engines, plan_models\n"
             "engines = open_engines(plan_models(PipelineConfig()))\n"
             "print(time.perf_counter() - t)\n"
             "engines.close()\n")

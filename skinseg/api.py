@@ -9,7 +9,7 @@
 - `SkinDataset` and `collate`: read a built dataset back for training.
 
 Everything here is built on the same functions a build uses
-(`pipeline.plan_models`, `pipeline.open_engines`, `pipeline.segment`), so a
+(`engines.plan_models`, `engines.open_engines`, `pipeline.segment`), so a
 mask from `Segmenter.segment` is the mask a build writes for that image.
 """
 
@@ -27,11 +27,12 @@ from .build import build as build_dataset
 from .buildinfo import ModelUses
 from .cleanup import skin_fraction
 from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
+from .engines import Engines, open_engines, plan_models
 from .face import Face
 from .imageio import on_black, size_problem
 from .loader import SkinDataset, collate
 from .models import ModelUnavailable
-from .pipeline import Engines, open_engines, plan_models, segment
+from .pipeline import segment
 
 __all__ = [
     "BuildAborted", "BuildConfig", "BuildError", "BuildInterrupted", "BuildResult", "CleanupParams", "Face",

@@ -51,6 +51,7 @@ from .discover import (
     name_bytes,
     read_class_file,
 )
+from .engines import ModelPlans, plan_models
 from .fallback import previous_build, refusal
 from .forkserver import available_cpus
 from .hub import write_hub_files
@@ -73,7 +74,7 @@ from .layout import (
 from .lock import Busy, LockUnusable, destination_lock
 from .models import ModelUnavailable
 from .outputs import IMAGE_FILES, LABEL_FILES, ignore_index, mask_dtype, max_classes
-from .pipeline import ImageTask, ModelPlans, OutputWriteError, Runtime, plan_models
+from .pipeline import ImageTask, OutputWriteError, Runtime
 from .records import STATUSES, Record, read_records, record_line, shared
 from .report import CLASSES_SHOWN, sample_per_class, write_report
 from .runner import WorkerStartError, run

@@ -23,12 +23,12 @@ import numpy as np
 from . import layout, outputs
 from ._quiet import native_stderr_silenced
 from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
-from .buildinfo import ModelUses
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
 from .dermoscopy import within_field_of_view
-from .face import DetectorPlan, Face, FaceDetector, best_face, open_detector, plan_detector
+from .engines import Engines, ModelPlans
+from .face import Face, best_face
 from .imageio import (
     ImageReadError,
     atomic_write_bytes,
@@ -40,9 +40,7 @@ from .imageio import (
     sniff,
 )
 from .lesions import fill_lesions
-from .mesh import FaceMesher, open_mesher, plan_mesher, with_meshes
-from .models import ModelPlan
-from .person import PersonSegmenter, open_segmenter, plan_segmenter
+from .mesh import with_meshes
 from .records import Record
 from .skin import rules_mask
 
@@ -75,30 +73,6 @@ class ImageTask:
 
 
 @dataclass(frozen=True)
-class ModelPlans:
-    """Which model files every worker opens, decided once in the parent."""
-
-    detector: DetectorPlan
-    segmenter: ModelPlan = ModelPlan()
-    mesher: ModelPlan = ModelPlan()
-
-    @property
-    def signature(self) -> str:
-        """Identifies every model's bytes: part of each image's fingerprint."""
-        return f"{self.detector.signature}|{self.segmenter.signature}|{self.mesher.signature}"
-
-    @property
-    def notes(self) -> list[str]:
-        """The warnings to show once: the stages that run without their model."""
-        return [plan.note for plan in (self.detector, self.segmenter, self.mesher) if plan.note]
-
-    @property
-    def uses(self) -> ModelUses:
-        """What each stage runs with, as build.json records it."""
-        return ModelUses(self.detector.use, self.mesher.use, self.segmenter.use)
-
-
-@dataclass(frozen=True)
 class Runtime:
     """What a worker needs to process any image of this build."""
 
@@ -107,39 +81,6 @@ class Runtime:
     config: PipelineConfig
     models: ModelPlans
     mask_dtype: str
-
-
-@dataclass
-class Engines:
-    """Models opened once per worker."""
-
-    detector: FaceDetector
-    segmenter: Optional[PersonSegmenter] = None
-    mesher: Optional[FaceMesher] = None
-
-    def close(self) -> None:
-        for engine in (self.detector, self.segmenter, self.mesher):
-            if engine is not None:
-                engine.close()
-
-
-def plan_models(config: PipelineConfig, show_progress: bool = False) -> ModelPlans:
-    """Find (or download) every model the config uses; raises ModelUnavailable.
-    Warnings about fallbacks are in the plans' notes."""
-    face, skin = config.face, config.skin
-
-    def explicit(path: Optional[str]) -> Optional[Path]:
-        return Path(path) if path else None
-
-    return ModelPlans(
-        plan_detector(face.enabled, face.detector, explicit(face.model_path), face.min_score,
-                      show_progress=show_progress),
-        plan_segmenter(config.uses_person_segmentation, explicit(skin.person_model_path), show_progress=show_progress),
-        plan_mesher(config.uses_face_mesh, explicit(skin.mesh_model_path), show_progress=show_progress))
-
-
-def open_engines(models: ModelPlans) -> Engines:
-    return Engines(open_detector(models.detector), open_segmenter(models.segmenter), open_mesher(models.mesher))
 
 
 def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:

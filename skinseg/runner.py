@@ -33,17 +33,9 @@ from multiprocessing.process import BaseProcess
 from typing import Callable, Iterator, Optional
 
 from . import _faults, forkserver
-from .pipeline import (
-    Engines,
-    ImageTask,
-    OutputWriteError,
-    Record,
-    Runtime,
-    failed_record,
-    open_engines,
-    process_image,
-    rerender,
-)
+from .engines import Engines, open_engines
+from .pipeline import ImageTask, OutputWriteError, Runtime, failed_record, process_image, rerender
+from .records import Record
 
 # Called with each image's record and whether its faces and skin were looked
 # for (False: its files were rendered again from its stored mask).

@@ -70,7 +70,7 @@ def real_engines():
     if not MODEL_DIR or not (Path(MODEL_DIR) / "face_landmarker.task").is_file():
         pytest.skip("SKINSEG_MODEL_DIR does not name a folder with the MediaPipe models")
     from skinseg.config import PipelineConfig
-    from skinseg.pipeline import open_engines, plan_models
+    from skinseg.engines import open_engines, plan_models
 
     engines = open_engines(plan_models(PipelineConfig()))
     yield engines

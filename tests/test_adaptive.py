@@ -13,9 +13,10 @@ from conftest import noisy
 from skinseg import colour_model
 from skinseg.adaptive import AdaptiveParams, adaptive_mask, candidate_faces, plausible
 from skinseg.config import CleanupParams, FaceParams, PipelineConfig, SkinParams
+from skinseg.engines import Engines
 from skinseg.face import Face, NoFaceDetector
 from skinseg.facemap import face_geometry
-from skinseg.pipeline import Engines, segment
+from skinseg.pipeline import segment
 
 SKIN = (105, 140, 205)          # BGR, a light skin tone
 WALL = (150, 205, 235)          # beige: inside the original colour box, but not this person's skin

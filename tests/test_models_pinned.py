@@ -15,7 +15,7 @@ from conftest import REPO, make_dataset, run_cli, skin_image
 from skinseg import models
 from skinseg.cli import main
 from skinseg.config import PipelineConfig
-from skinseg.pipeline import plan_models
+from skinseg.engines import plan_models
 
 # The pins, as mediapipe's own build pins them (and the files in ../shared/models).
 PINNED = {"blaze_face_full_range.tflite": "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",

@@ -29,7 +29,7 @@ from skinseg import models
 from skinseg.buildinfo import IgnoredFile
 from skinseg.config import CleanupParams, FaceParams, OutputParams, PipelineConfig
 from skinseg.discover import divide
-from skinseg.pipeline import plan_models
+from skinseg.engines import plan_models
 from skinseg.report import CLASSES_SHOWN, FILES_SHOWN, write_report
 from skinseg.state import expected_work
 
