@@ -27,11 +27,13 @@ from throughput import eval_photos, make_dataset  # noqa: E402
 
 from skinseg import outputs  # noqa: E402
 from skinseg.adaptive import adaptive_mask, candidate_faces  # noqa: E402
+from skinseg.atomic import atomic_write_bytes  # noqa: E402
 from skinseg.cleanup import clean_mask  # noqa: E402
 from skinseg.config import PipelineConfig  # noqa: E402
 from skinseg.dermoscopy import within_field_of_view  # noqa: E402
+from skinseg.encoding import encode_image  # noqa: E402
 from skinseg.engines import open_engines, plan_models  # noqa: E402
-from skinseg.imageio import atomic_write_bytes, encode_image, read_image  # noqa: E402
+from skinseg.imageio import read_image  # noqa: E402
 from skinseg.lesions import fill_lesions  # noqa: E402
 from skinseg.mesh import with_meshes  # noqa: E402
 from skinseg.pipeline import MESHED_FACES, full_size_mask, working_copy  # noqa: E402

@@ -29,7 +29,8 @@ from .cleanup import skin_fraction
 from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
 from .engines import Engines, open_engines, plan_models
 from .face import Face
-from .imageio import on_black, size_problem
+from .headers import size_problem
+from .imageio import on_black
 from .loader import SkinDataset, collate
 from .models import ModelUnavailable
 from .pipeline import segment
@@ -68,7 +69,7 @@ class SegmentResult:
 def _as_bgr(image: np.ndarray, channels: str, max_pixels: int) -> np.ndarray:
     """An 8-bit 3-channel BGR array from a grey, colour or colour+alpha one
     (transparent pixels on black, as when files are read).  Raises
-    ValueError for an image a build would refuse (imageio.size_problem)."""
+    ValueError for an image a build would refuse (headers.size_problem)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise TypeError(f"expected a uint8 numpy array, got {getattr(image, 'dtype', type(image).__name__)}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):

@@ -34,9 +34,10 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Optional, Union
+from typing import Optional, Union
 
 from . import __version__, layout, outputs
+from .atomic import atomic_write_bytes, remove_temp_files, write_lines, write_text
 from .buildinfo import BuildInfo, BuildInfoError, IgnoredFile, ModelUses, RunInfo, read_build_info
 from .config import BuildConfig
 from .discover import (
@@ -51,11 +52,11 @@ from .discover import (
     name_bytes,
     read_class_file,
 )
+from .encoding import encode_image
 from .engines import ModelPlans, plan_models
 from .fallback import previous_build, refusal
 from .forkserver import available_cpus
 from .hub import write_hub_files
-from .imageio import atomic_file, atomic_write_bytes, encode_image, remove_temp_files
 from .journal import History, Journal, read_history, remove_stale_outputs, shard_header
 from .layout import (
     BUILD_JSON,
@@ -403,18 +404,6 @@ def _counts(records: list[Record]) -> dict:
     }
 
 
-def _write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _write_lines(path: Path, lines: Iterable[str]) -> None:
-    """Write a file of many lines (a manifest of 100 000 images) atomically,
-    a line at a time: never the whole text in memory."""
-    with atomic_file(path) as handle:
-        for line in lines:
-            handle.write(line.encode("utf-8"))
-
-
 def _worker_count(requested: Optional[int], pending: int) -> int:
     """The workers to start: no more than the CPUs this process may use
     (more only add memory and switching; None: all of them) nor than images
@@ -606,7 +595,7 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
     elapsed = time.monotonic() - prepared.started
     info = dataclasses.replace(info, run=RunInfo(prepared.started_at, round(elapsed, 3), workers=0, processed=0,
                                                  segmented=0, reused=len(tasks)))
-    _write_text(dst / BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
+    write_text(dst / BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
     return BuildResult(dst, prepared.class_names, processed=0, reused=len(tasks), elapsed_seconds=elapsed,
                        by_split=_by_split((t.split, by_status[s]) for t, s in zip(tasks, statuses)), failed=failed,
                        warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
@@ -745,7 +734,7 @@ def _finish_shard(prepared: _Prepared, records: list[Record]) -> Optional[list[R
     assert config.shard is not None
     index, count = config.shard
     header = json_text({"shard": index, "of": count, **prepared.identity()}) + "\n"
-    _write_lines(config.dst / shard_records(index, count),
+    write_lines(config.dst / shard_records(index, count),
                  itertools.chain([header], (record_line(r) for r in records)))
     kept = (f"shard {index}/{count}'s images are written and kept (running it again reuses them), "
             "but the shards cannot be merged: ")
@@ -789,7 +778,7 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     if _manifest_is_ours(dst):
         with contextlib.suppress(FileNotFoundError):       # another shard finishing set it aside
             os.replace(dst / MANIFEST, dst / PREVIOUS_MANIFEST)
-    _write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
+    write_text(dst / CLASSES_TXT, "\n".join([BACKGROUND_NAME] + result.class_names) + "\n")
     layout_name = config.pipeline.output.layout
     atomic_write_bytes(dst / LEGEND, encode_image(outputs.legend_image(result.class_names, layout_name,
                                                                        prepared.mask_dtype), ".png"))
@@ -800,13 +789,13 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     info = dataclasses.replace(info, counts=_counts(records), run=RunInfo(
         prepared.started_at, round(result.elapsed_seconds, 3), result.workers, result.processed, result.segmented,
         result.reused, config.shard))
-    warnings, hub_files = write_hub_files(dst, records, info.to_json(), _write_lines)
+    warnings, hub_files = write_hub_files(dst, records, info.to_json(), write_lines)
     for warning in warnings:
         log.warning("%s", warning)
     info = dataclasses.replace(info, warnings=info.warnings + tuple(warnings))
-    _write_text(dst / BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
+    write_text(dst / BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
     report_files = write_report(dst, config.src, records, info)
-    _write_lines(dst / MANIFEST, (record_line(r) for r in records))
+    write_lines(dst / MANIFEST, (record_line(r) for r in records))
     remove_stale_outputs(dst, records, manifest_ours=True)
     _save_final_state(dst, result, {
         "key": key, "statuses": "".join(r.status[0] for r in records),
@@ -829,7 +818,7 @@ def _save_final_state(dst: Path, result: BuildResult, final: dict) -> None:
     instead of reading the records.  The dataset is complete without it, so
     a failure to write it (a full disk) is a warning, not an error."""
     try:
-        _write_text(dst / FINAL_STATE, json_text(final) + "\n")
+        write_text(dst / FINAL_STATE, json_text(final) + "\n")
     except OSError as exc:
         warning = (f"the dataset is complete, but {dst / FINAL_STATE} could not be written "
                    f"({exc.strerror or exc}); it only lets a re-run with nothing to do end at once: "

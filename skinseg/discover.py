@@ -34,10 +34,10 @@ from .folders import (
     walk,
     why_unreadable,
 )
-from .imageio import NotReadable, read_regular_file
 
 # json_text is imported from here by build.py and hub.py.
 from .names import json_text, name_bytes, printable, text_name  # noqa: F401
+from .reading import NotReadable, read_regular_file
 
 # Folder names read as splits, in any case; the split is the name in lower case.
 SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "dev", "test", "testing")

@@ -15,7 +15,9 @@ import numpy as np
 from .cleanup import disk
 from .config import OutputParams
 from .crop import is_whole
-from .imageio import decode_image, encode_image, encode_indexed_png, grey_png_with_palette, plain_jpeg, sniff
+from .encoding import encode_image, encode_indexed_png, grey_png_with_palette
+from .headers import plain_jpeg, sniff
+from .imageio import decode_image
 from .names import name_bytes
 
 # The ignore value of the train-ready layout's masks: 255 (the VOC and
@@ -132,7 +134,7 @@ LABEL_FILES = ("mask", "preview", "skin_mask")
 def copies_source(output: OutputParams, source: bytes, region: tuple[int, int, int, int],
                   size: tuple[int, int]) -> bool:
     """Whether the image file is the source file unchanged: the whole photo
-    with its background, as JPEG, from a plain JPEG (imageio.plain_jpeg).
+    with its background, as JPEG, from a plain JPEG (headers.plain_jpeg).
     Compressing it again would only lose detail, and cost time."""
     return (output.image_background == "original" and output.image_extension == ".jpg"
             and is_whole(region, *size) and plain_jpeg(source))

@@ -1,7 +1,7 @@
 """One image from source file to written outputs.
 
 Stages, each a function on arrays that can be tested alone:
-read (imageio.read_source, decode_image) -> working copy -> faces (face.FaceDetector)
+read (reading.read_source, imageio.decode_image) -> working copy -> faces (face.FaceDetector)
 -> skin (adaptive.adaptive_mask, or skin.rules_mask) -> clean-up
 (cleanup.clean_mask) -> region (crop.crop_region) -> render (outputs) -> write
 (atomic).  `process_image` runs them and returns the manifest record; it
@@ -23,24 +23,19 @@ import numpy as np
 from . import layout, outputs
 from ._quiet import native_stderr_silenced
 from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
+from .atomic import atomic_write_bytes
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
 from .dermoscopy import within_field_of_view
+from .encoding import encode_image
 from .engines import Engines, ModelPlans
 from .face import Face, best_face
-from .imageio import (
-    ImageReadError,
-    atomic_write_bytes,
-    decode_image,
-    downscaled,
-    encode_image,
-    read_output,
-    read_source,
-    sniff,
-)
+from .headers import ImageReadError, sniff
+from .imageio import decode_image, downscaled, read_output
 from .lesions import fill_lesions
 from .mesh import with_meshes
+from .reading import read_source
 from .records import Record
 from .skin import rules_mask
 

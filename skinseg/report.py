@@ -32,10 +32,12 @@ from urllib.parse import quote
 import numpy as np
 
 from ._quiet import native_stderr_silenced
+from .atomic import atomic_write_bytes
 from .buildinfo import STAGE_NAMES, BuildInfo
 from .crop import is_whole
 from .discover import printable
-from .imageio import ImageReadError, atomic_write_bytes, encode_image, read_source
+from .encoding import encode_image
+from .headers import ImageReadError
 from .layout import REPORT_HTML, THUMB_KINDS, THUMBS_DIR, is_thumbnail_name, thumbnail_paths
 from .outputs import (
     THUMB_QUALITY,
@@ -47,6 +49,7 @@ from .outputs import (
     thumbnail_size,
 )
 from .pipeline import stored_skin_mask
+from .reading import read_source
 from .records import STATUSES, Record
 
 BINS = 20

@@ -34,7 +34,8 @@ from conftest import (
     wait_until,
     with_exif_orientation,
 )
-from skinseg.imageio import ImageReadError, read_image
+from skinseg.headers import ImageReadError
+from skinseg.imageio import read_image
 
 EXIF_INVERSE = {
     2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180), 4: lambda a: cv2.flip(a, 0),

@@ -28,7 +28,8 @@ from test_process import _group_alive
 
 from conftest import make_dataset, read_manifest, run_cli, skin_image, tree_digest, wait_until
 from skinseg import BuildConfig, FaceParams, PipelineConfig, Segmenter, SkinDataset, collate
-from skinseg.imageio import decode_image, read_regular_file
+from skinseg.imageio import decode_image
+from skinseg.reading import read_regular_file
 
 SKIN_BGR = (120, 150, 210)
 

@@ -6,15 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import skin_image, with_exif_orientation
-from skinseg.imageio import (
-    ImageReadError,
-    atomic_write_bytes,
-    decode_image,
-    encode_image,
-    read_image,
-    remove_temp_files,
-    sniff,
-)
+from skinseg.atomic import atomic_write_bytes, remove_temp_files
+from skinseg.encoding import encode_image
+from skinseg.headers import ImageReadError, sniff
+from skinseg.imageio import decode_image, read_image
 
 LIMIT = 100_000_000
 
@@ -167,7 +162,7 @@ def test_jpeg_size_is_found_past_stray_bytes_and_required():
 
 
 def test_reading_is_capped(tmp_path):
-    from skinseg.imageio import NotReadable, read_regular_file
+    from skinseg.reading import NotReadable, read_regular_file
 
     path = tmp_path / "big.jpg"
     path.write_bytes(b"\xff" * 1000)
@@ -196,7 +191,7 @@ def test_masks_are_written_as_pngs_that_read_back_exactly():
 
 
 def test_plain_jpegs_are_those_every_reader_decodes_as_opencv_does():
-    from skinseg.imageio import plain_jpeg
+    from skinseg.headers import plain_jpeg
 
     colour = np.random.default_rng(1).integers(0, 255, (40, 60, 3), np.uint8)
     baseline = cv2.imencode(".jpg", colour)[1].tobytes()

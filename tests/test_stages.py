@@ -96,7 +96,7 @@ def test_outputs_render():
     assert tuple(preview[15, 15]) == class_color(2) and tuple(preview[0, 0]) == (0, 0, 0)
     assert (preview.any(axis=2) == (skin > 0)).all()
     # From the mask PNG's own pixel data (8-bit masks): the same picture.
-    from skinseg.imageio import encode_image
+    from skinseg.encoding import encode_image
 
     for class_id in (1, 2, 200):
         mask_png = encode_image(label_mask(skin, class_id, "uint8"), ".png")
