@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from .buildinfo import BuildInfo
 from .layout import CARD, IMAGES_DIR, MASKS_DIR, METADATA_GLOB, PREVIEWS_DIR, metadata_name, metadata_split
 from .names import json_text
 from .outputs import legend_rows
@@ -59,9 +60,9 @@ def metadata_lines(records: list[Record], split: str) -> Iterator[str]:
         yield json_text(row) + "\n"
 
 
-def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
-    classes = info["classes"]
-    layout, dtype = info.get("layout", "original"), info.get("mask_dtype", "uint8")
+def _card(splits: list[str], info: BuildInfo, skin_masks: bool) -> str:
+    classes = list(info.classes)
+    layout, dtype = info.layout, info.mask_dtype
     values = legend_rows(classes[1:], layout, dtype)
     id2label = {value: meaning if value != "0" else classes[0] for value, meaning, _ in values}
     features = [{"name": "image", "dtype": "image"}, {"name": "mask", "dtype": "image"}]
@@ -83,18 +84,18 @@ def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
                      "metadata_filenames": [metadata_name(s) for s in splits]}],
         "dataset_info": {"features": features},
         "id2label": id2label,
-        "ignore_index": info.get("ignore_index", 0),
-        "skinseg": {"version": info.get("version"), "layout": layout, "mask_dtype": dtype,
-                    "parameters": info.get("parameters")},
+        "ignore_index": info.ignore_index,
+        "skinseg": {"version": info.version, "layout": layout, "mask_dtype": dtype,
+                    "parameters": info.parameters},
     }
     header = "".join(f"{key}: {yaml_text(value)}\n" for key, value in meta.items())
     learn = ("0 is not skin and is ignored (`ignore_index=0`): a model learns which skin class an image shows, "
              "not where skin is." if layout == "original" else
-             f"0 is not skin, a class to learn; {info.get('ignore_index')} along every mask edge is ignored "
-             f"(`ignore_index={info.get('ignore_index')}`); `skin_mask` is 0/1 (255 ignored).")
+             f"0 is not skin, a class to learn; {info.ignore_index} along every mask edge is ignored "
+             f"(`ignore_index={info.ignore_index}`); `skin_mask` is 0/1 (255 ignored).")
     table = "".join(f"| {value} | {markdown_cell(meaning)} |\n" for value, meaning in id2label.items())
     return (f"---\n{header}---\n{CARD_MARK}\n\n# Skin segmentation dataset\n\n"
-            f"Built by skinseg {info.get('version')} (layout `{layout}`) from a skin classification dataset: "
+            f"Built by skinseg {info.version} (layout `{layout}`) from a skin classification dataset: "
             "per image, `image`, `mask` (a pixel's value is its label) and the image's class.\n\n"
             "```python\nfrom datasets import load_dataset\n\n"
             "dataset = load_dataset(\"path/to/this/folder\")   # needs datasets 4.0 or later\n```\n\n"
@@ -103,7 +104,7 @@ def _card(splits: list[str], info: dict, skin_masks: bool) -> str:
             "skipped and failed ones, in `manifest.jsonl`; `report.html` shows the build.\n")
 
 
-def write_hub_files(dst: Path, records: list[Record], info: dict,
+def write_hub_files(dst: Path, records: list[Record], info: BuildInfo,
                     write: Callable[[Path, Iterable[str]], None]) -> tuple[list[str], list[str]]:
     """Write (with `write`, given a path and the lines) the metadata files
     and the card (unless dst/README.md is not skinseg's); remove metadata

@@ -7,7 +7,6 @@ pipeline."""
 from __future__ import annotations
 
 import colorsys
-import hashlib
 
 import cv2
 import numpy as np
@@ -18,7 +17,6 @@ from .crop import is_whole
 from .encoding import encode_image, encode_indexed_png, grey_png_with_palette
 from .headers import plain_jpeg, sniff
 from .imageio import decode_image
-from .names import name_bytes
 
 # The ignore value of the train-ready layout's masks: 255 (the VOC and
 # Ultralytics convention) in 8-bit masks; 65535 in 16-bit ones, where 255 is
@@ -211,11 +209,6 @@ THUMB_SIDE = 180            # long side of a thumbnail, pixels
 THUMB_QUALITY = 85
 OVERLAY_OPACITY = 0.5
 CROP_BOX_COLOR = (0, 220, 255)      # BGR: the crop's outline on the whole photo
-
-
-def sample_key(source: str) -> str:
-    """The report's sampling order: stable when other images are added or removed."""
-    return hashlib.sha1(name_bytes(source)).hexdigest()
 
 
 def thumbnail_size(width: int, height: int) -> tuple[int, int]:

@@ -22,7 +22,7 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Iterator, Mapping, Optional
 
 from .layout import stored_skin_path
 from .names import json_text
@@ -72,6 +72,11 @@ class Record:
         return self.output_paths() + ([stored] if stored else [])
 
 
+def by_status(counts: Mapping[str, int]) -> dict[str, int]:
+    """Every status's count, in STATUSES order, 0 where there are none."""
+    return {s: counts.get(s, 0) for s in STATUSES}
+
+
 def record_line(record: Record) -> str:
     """The record as one line of a record file."""
     return json_text(record.to_dict()) + "\n"
@@ -80,7 +85,7 @@ def record_line(record: Record) -> str:
 # ------------------------------------------------------------------ reading
 
 @contextlib.contextmanager
-def _open_regular(path: Path) -> Iterator[Optional[BinaryIO]]:
+def open_regular(path: Path) -> Iterator[Optional[BinaryIO]]:
     """The file open for reading, or None when it is missing, unreadable or
     not a regular file (a named pipe put in its place is never waited on)."""
     try:
@@ -101,7 +106,7 @@ def read_rows(path: Path, key: str = "source") -> Iterator[tuple[int, dict]]:
     journal, pending list, shard records) that is an object with `key`.
     Damaged lines are skipped; a missing or unreadable file has none."""
     try:
-        with _open_regular(path) as handle:
+        with open_regular(path) as handle:
             if handle is None:
                 return
             offset = 0
@@ -164,6 +169,25 @@ def shared(record: Record) -> Record:
         if isinstance(value, str):
             setattr(record, name, sys.intern(value))
     return record
+
+
+def failed_lines(path: Path, indexes: set[int], limit: int) -> Optional[list[tuple[str, str]]]:
+    """(source, reason) of the records on lines `indexes` (0-based) of a
+    records file, at most `limit`, read from those lines only (the summary
+    names a few failed images of a 100 000-line manifest); None when one of
+    them is damaged or the file cannot be read."""
+    found: list[tuple[str, str]] = []
+    try:
+        with open_regular(path) as handle:
+            if handle is None:
+                return None
+            for index, line in enumerate(handle):
+                if index in indexes and len(found) < limit:
+                    row = json.loads(line.decode("utf-8"))
+                    found.append((str(row["source"]), str(row.get("reason") or "")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return found
 
 
 def read_records(path: Path) -> Iterator[Record]:

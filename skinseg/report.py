@@ -17,6 +17,7 @@ date and is not rendered again, which keeps re-runs cheap.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import html
 import json
@@ -26,7 +27,7 @@ import statistics
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional, Protocol, TypeVar
 from urllib.parse import quote
 
 import numpy as np
@@ -35,15 +36,14 @@ from ._quiet import native_stderr_silenced
 from .atomic import atomic_write_bytes
 from .buildinfo import STAGE_NAMES, BuildInfo
 from .crop import is_whole
-from .discover import printable
 from .encoding import encode_image
 from .headers import ImageReadError
 from .layout import REPORT_HTML, THUMB_KINDS, THUMBS_DIR, is_thumbnail_name, thumbnail_paths
+from .names import name_bytes, printable
 from .outputs import (
     THUMB_QUALITY,
     class_color,
     legend_rows,
-    sample_key,
     thumbnail_images,
     thumbnail_photo,
     thumbnail_size,
@@ -68,9 +68,40 @@ CLASSES_SHOWN = 50          # classes with a histogram, a faces row and a contac
 FILES_SHOWN = 100           # skipped, failed or ignored files listed by name, each, at most
 
 
+class _HasSource(Protocol):
+    class_name: str
+    source: str
+
+
+Sampled = TypeVar("Sampled", bound=_HasSource)
+
+
 def sample_per_class(classes: int) -> int:
     """Images per class on the contact sheets: fewer when there are many classes."""
     return max(1, min(PER_CLASS, SHEET_FIGURES // max(1, min(classes, CLASSES_SHOWN))))
+
+
+def sample_key(source: str) -> str:
+    """The sampling order of sources (the contact sheets, --sample): stable
+    when other images are added or removed."""
+    return hashlib.sha1(name_bytes(source)).hexdigest()
+
+
+def contact_sheet(items: Iterable[Sampled], class_names: list[str], spare: int = 0,
+                  per_class: Optional[int] = None) -> dict[str, list[Sampled]]:
+    """The images the contact sheets show: per class the report details (the
+    first CLASSES_SHOWN), the first `per_class` (default: sample_per_class)
+    by sample_key, in that order; `spare` more each (the build asks the
+    workers for thumbnails of a few more, in case some are skipped).  items:
+    anything with a class_name and a source (a build's tasks, the written
+    records)."""
+    shown = set(class_names[:CLASSES_SHOWN])
+    count = (per_class or sample_per_class(len(class_names))) + spare
+    by_class: dict[str, list[Sampled]] = defaultdict(list)
+    for item in items:
+        if item.class_name in shown:
+            by_class[item.class_name].append(item)
+    return {name: sorted(group, key=lambda item: sample_key(item.source))[:count] for name, group in by_class.items()}
 
 
 def write_report(dst: Path, src: Path, records: list[Record], info: BuildInfo, per_class: Optional[int] = None,
@@ -81,9 +112,8 @@ def write_report(dst: Path, src: Path, records: list[Record], info: BuildInfo, p
     class_names = list(info.classes[1:])
     written = [r for r in records if r.status == "written"]
 
-    shown_classes = set(class_names[:CLASSES_SHOWN])
-    samples = _sample([r for r in written if r.class_name in shown_classes],
-                      per_class or sample_per_class(len(class_names)))
+    samples = {name: sorted(group, key=lambda r: r.source)            # shown in source order
+               for name, group in contact_sheet(written, class_names, per_class=per_class).items()}
     ranked = _rank_suspects(written, info.face_enabled, suspects)
     shown = {r.source: r for group in samples.values() for r in group}
     shown.update((r.source, r) for r, _, _ in ranked)
@@ -105,15 +135,6 @@ def write_report(dst: Path, src: Path, records: list[Record], info: BuildInfo, p
 def _stable_key(record: Record) -> str:
     """Order that does not change when other images are added or removed."""
     return sample_key(record.source)
-
-
-def _sample(written: list[Record], per_class: int) -> dict[str, list[Record]]:
-    """Per class, the `per_class` written records with the smallest sha1(source), shown in source order."""
-    by_class: dict[str, list[Record]] = defaultdict(list)
-    for record in written:
-        by_class[record.class_name].append(record)
-    return {name: sorted(sorted(group, key=_stable_key)[:per_class], key=lambda r: r.source)
-            for name, group in by_class.items()}
 
 
 def _rank_suspects(written: list[Record], face_on: bool, count: int) -> list[tuple[Record, float, list[str]]]:
