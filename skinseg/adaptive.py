@@ -26,7 +26,7 @@ person in the photo is learnt from the face and applied to the whole image:
 
 Measured against human masks in docs/quality.md; the constants were chosen
 on half of the evaluation photos and checked on the other half.  Input: a
-working copy of the image (long side <= pipeline.WORK_SIZE) and faces in its
+working copy of the image (long side <= config.WORK_SIZE) and faces in its
 coordinates; output: a 0/255 mask of the same size, before the morphological
 clean-up.
 """
@@ -59,8 +59,7 @@ from .skin import rules_mask
 class AdaptiveParams:
     """Chosen on the odd-id half of the evaluation photos, checked on the even half."""
 
-    # --- face seeding
-    min_face_score: float = 0.5     # detector confidence needed to seed from a face
+    # --- face seeding (the detector's confidence is FaceParams.min_score: the detector applies it)
     max_faces: int = 4              # most confident faces pooled (more: a broader, worse model)
     min_eye_dist_px: float = 6.0    # at working resolution; smaller faces give too few seeds
     min_seed_agree: float = 0.5     # share of seed pixels inside the wide chroma box
@@ -111,8 +110,6 @@ def plausible(face: Face, g: Optional[FaceGeometry], p: AdaptiveParams) -> bool:
     if g is None or g.d < p.min_eye_dist_px:
         return False
     if face.mesh_tried and face.mesh is None:       # the landmarker saw no face there
-        return False
-    if face.score is not None and face.score < p.min_face_score:
         return False
     if face.mesh is not None:                       # the landmarker found one: its layout is a face's
         return True

@@ -26,9 +26,17 @@ import cv2
 import numpy as np
 
 from .config import FaceParams
-from .face import Face, best_face, crop_box
+from .face import Face, best_face
 
 Box = tuple[int, int, int, int]      # x0, y0, x1, y1, exclusive ends
+
+
+def crop_box(face_box: tuple[int, int, int, int], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Grow a face box by margin x its size on every side, clipped to the image."""
+    x0, y0, x1, y1 = face_box
+    grow_x = int(round((x1 - x0) * margin))
+    grow_y = int(round((y1 - y0) * margin))
+    return (max(0, x0 - grow_x), max(0, y0 - grow_y), min(width, x1 + grow_x), min(height, y1 + grow_y))
 
 
 def _grow(lo: int, hi: int, side: int, limit: int) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from typing import Optional, Protocol
 import cv2
 import numpy as np
 
+from . import config
 from ._quiet import native_stderr_silenced
 from .buildinfo import BUILTIN, FALLBACK, OFF, ModelUse
 from .imageio import downscaled
@@ -25,9 +26,6 @@ from .models import FACE_FULL_RANGE, FACE_SHORT_RANGE, NOT_USED, ModelFile, Mode
 # BlazeFace keypoint order; "right"/"left" are the subject's own sides.
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")
 
-# BlazeFace looks at a 128 (short range) or 192 (full range) pixel square, so
-# a copy this size loses nothing and saves converting the full photo.
-DETECTION_MAX_SIDE = 640
 
 
 @dataclass(frozen=True)
@@ -83,14 +81,6 @@ def best_face(faces: list[Face]) -> Optional[Face]:
     return max(faces, key=lambda f: (f.area * (1.0 if f.score is None else f.score), f.box))
 
 
-def crop_box(face_box: tuple[int, int, int, int], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """Grow a face box by margin x its size on every side, clipped to the image."""
-    x0, y0, x1, y1 = face_box
-    grow_x = int(round((x1 - x0) * margin))
-    grow_y = int(round((y1 - y0) * margin))
-    return (max(0, x0 - grow_x), max(0, y0 - grow_y), min(width, x1 + grow_x), min(height, y1 + grow_y))
-
-
 def _clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> tuple[int, int, int, int]:
     return (int(max(0, min(width, round(x0)))), int(max(0, min(height, round(y0)))),
             int(max(0, min(width, round(x1)))), int(max(0, min(height, round(y1)))))
@@ -123,7 +113,7 @@ class MediaPipeFaceDetector:
         import mediapipe as mp
 
         height, width = bgr.shape[:2]
-        small, scale = downscaled(bgr, DETECTION_MAX_SIDE)
+        small, scale = downscaled(bgr, config.WORK_SIZE)      # BlazeFace looks at 128-192 px anyway
         rgb = np.ascontiguousarray(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
         small_h, small_w = rgb.shape[:2]
         with native_stderr_silenced():
@@ -162,7 +152,7 @@ class OpenCVFaceDetector:
 
     def detect(self, bgr: np.ndarray) -> list[Face]:
         height, width = bgr.shape[:2]
-        small, scale = downscaled(bgr, DETECTION_MAX_SIDE)
+        small, scale = downscaled(bgr, config.WORK_SIZE)
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY))
         min_side = max(20, int(min(gray.shape) * self._min_size_fraction))
         boxes = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side))

@@ -1,8 +1,9 @@
 """Read a built dataset back for training, without torch.
 
 `SkinDataset(dst, split)` pairs each written image with its mask through
-``manifest.jsonl`` and gives the class list (``classes.txt``) and the value
-a loss must ignore (``build.json``).  Items are dicts of numpy arrays; the
+``manifest.jsonl`` (its records, read as records.read_records reads them)
+and gives the class list (``classes.txt``) and the value a loss must ignore
+(the typed ``build.json``, buildinfo.read_build_info).  Items are dicts of numpy arrays; the
 class has ``__len__`` and ``__getitem__``, so a torch DataLoader takes it as
 it is.  Crops come in many sizes: `size=` resizes every item, `collate`
 resizes a batch to one size; masks always with nearest-neighbour, so no
@@ -11,7 +12,6 @@ pixel gets an id that is not a class.
 
 from __future__ import annotations
 
-import json
 import numbers
 from pathlib import Path
 from typing import Callable, Literal, Optional, Sequence, Union
@@ -23,6 +23,7 @@ from .buildinfo import read_build_info
 from .discover import BACKGROUND_NAME, read_class_file
 from .imageio import on_black
 from .layout import CLASSES_TXT, MANIFEST
+from .records import Record, read_records
 
 Size = Union[int, tuple[int, int]]      # side of a square, or (height, width)
 MASK_KEYS = ("mask", "skin_mask")
@@ -126,21 +127,22 @@ class SkinDataset:
         self.classes: list[str] = [BACKGROUND_NAME] + read_class_file(self.root / CLASSES_TXT)
         self.split = split
         self.transform = transform
-        rows = self._manifest(self.root)
-        self.records = [r for r in rows if r["status"] == "written" and r["split"] == split]
+        self.records = [r for r in self._manifest(self.root) if r.status == "written" and r.split == split]
         if not self.records:
             raise ValueError(f"no written images in split {split!r} of {self.root}; "
                              f"its splits: {', '.join(self.splits(self.root)) or 'none'}")
 
     @staticmethod
-    def _manifest(root: Path) -> list[dict]:
-        with open(Path(root) / MANIFEST, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+    def _manifest(root: Path) -> list[Record]:
+        path = Path(root) / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: not a finished skinseg build")
+        return list(read_records(path))
 
     @classmethod
     def splits(cls, root: Union[str, Path]) -> list[str]:
         """The splits of a dataset that have written images, sorted."""
-        return sorted({r["split"] for r in cls._manifest(Path(root)) if r["status"] == "written"})
+        return sorted({r.split for r in cls._manifest(Path(root)) if r.status == "written"})
 
     @property
     def num_classes(self) -> int:
@@ -152,17 +154,17 @@ class SkinDataset:
 
     def __getitem__(self, index: int) -> dict:
         record = self.records[index]
-        image = _read(self.root / record["image"], cv2.IMREAD_UNCHANGED)
+        image = _read(self.root / record.image, cv2.IMREAD_UNCHANGED)
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         elif image.shape[2] == 4:                     # --background transparent: transparent is black
             image = on_black(image[:, :, :3], image[:, :, 3])
         if self.channels == "rgb":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        item = {"image": image, "mask": _read(self.root / record["mask"], cv2.IMREAD_UNCHANGED)}
-        if record.get("skin_mask"):
-            item["skin_mask"] = _read(self.root / record["skin_mask"], cv2.IMREAD_UNCHANGED)
-        item.update(class_id=record["class_id"], source=record["source"], name=Path(record["mask"]).stem)
+        item = {"image": image, "mask": _read(self.root / record.mask, cv2.IMREAD_UNCHANGED)}
+        if record.skin_mask:
+            item["skin_mask"] = _read(self.root / record.skin_mask, cv2.IMREAD_UNCHANGED)
+        item.update(class_id=record.class_id, source=record.source, name=Path(record.mask).stem)
         if self.size is not None:
             item = resize_item(item, self.size)
         return self.transform(item) if self.transform else item

@@ -20,6 +20,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from . import config as config_module
 from . import layout, outputs
 from ._quiet import native_stderr_silenced
 from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
@@ -39,7 +40,6 @@ from .reading import read_source
 from .records import Record
 from .skin import rules_mask
 
-WORK_SIZE = 640       # long side of the copy that detection and the adaptive method work on
 # The most confident faces get a mesh: those adaptive.candidate_faces looks at (a mesh costs ~5-10 ms).
 MESHED_FACES = AdaptiveParams().max_faces
 
@@ -79,13 +79,13 @@ class Runtime:
 
 
 def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
-    """The image shrunk to WORK_SIZE on its long side (or as is), and the scale.
+    """The image shrunk to config.WORK_SIZE on its long side (or as is), and the scale.
 
     Face detection (BlazeFace looks at 128-192 px anyway), person
     segmentation (256 px) and the adaptive colour model all use this one
     copy; only the final mask is brought back to full resolution.
     """
-    return downscaled(bgr, WORK_SIZE)
+    return downscaled(bgr, config_module.WORK_SIZE)
 
 
 def full_size_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -150,6 +150,37 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
     faces = [f.scaled(1 / scale) for f in used]
     x0, y0, x1, y1 = region = _region(faces, config, width, height, mask)
     return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, best_face(faces), faces)
+
+
+def skip_reason(result: Segmentation, config: PipelineConfig, width: int, height: int) -> Optional[str]:
+    """Why a build skips an image of width x height with this segmentation
+    (a sentence for the manifest), or None when it writes it: the one skip
+    rule of a build and of `Segmenter.segment`.
+
+    Parameters
+    ----------
+    result : Segmentation
+        What `segment` found: the mask over its region, the best face.
+    config : PipelineConfig
+        ``cleanup.min_skin_fraction`` and ``skin.method`` decide.
+    width, height : int
+        The image's size (the message says crop or image).
+
+    Returns
+    -------
+    str or None
+        "too little skin: ..." when less than ``min_skin_fraction`` of the
+        region is skin, except with the adaptive method when a face seeded
+        the skin model (such a photo has skin, however small its people
+        are in the frame); None otherwise.
+    """
+    fraction = skin_fraction(result.mask)
+    proven = config.skin.method == "adaptive" and result.face is not None
+    if fraction >= config.cleanup.min_skin_fraction or proven:
+        return None
+    where = "image" if is_whole(result.region, width, height) else "crop"
+    return (f"too little skin: {fraction:.1%} of the {where} is skin, "
+            f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
 
 
 def _write_files(runtime: Runtime, files: dict[str, bytes]) -> None:
@@ -223,16 +254,10 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     x0, y0, x1, y1 = result.region
     record.crop = [x0, y0, x1, y1]
     record.face = result.face.to_record() if result.face is not None else None
-    fraction = skin_fraction(result.mask)
-    record.skin_fraction = round(fraction, 6)
-    # A face that seeded the skin model is skin the photo has: such a photo is
-    # never skipped, however small its people are in the frame.
-    proven = config.skin.method == "adaptive" and result.face is not None
-    if fraction < config.cleanup.min_skin_fraction and not proven:
-        where = "image" if is_whole(result.region, bgr.shape[1], bgr.shape[0]) else "crop"
-        record.status = "skipped"
-        record.reason = (f"too little skin: {fraction:.1%} of the {where} is skin, "
-                         f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
+    record.skin_fraction = round(skin_fraction(result.mask), 6)
+    skipped = skip_reason(result, config, bgr.shape[1], bgr.shape[0])
+    if skipped is not None:
+        record.status, record.reason = "skipped", skipped
         return record
     # A plain JPEG is upright: the decoded size is its header's.
     as_is = source if outputs.copies_source(config.output, source, result.region, (bgr.shape[1], bgr.shape[0])) \

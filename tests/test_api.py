@@ -122,8 +122,9 @@ def test_loader_reads_sixteen_bit_masks(tmp_path):
     (dst / "classes.txt").write_text("background\n" + "".join(f"c{i}\n" for i in range(300)))
     (dst / "build.json").write_text(json.dumps(made_build_info([f"c{i}" for i in range(300)], "uint16").to_json()))
     (dst / "manifest.jsonl").write_text(json.dumps({"source": "train/c299/x.jpg", "split": "train", "class_id": 300,
-                                                    "status": "written", "image": "images/train/x.jpg",
-                                                    "mask": "masks/train/x.png"}) + "\n")
+                                                    "class_name": "c299", "status": "written",
+                                                    "image": "images/train/x.jpg", "mask": "masks/train/x.png",
+                                                    "fingerprint": "0123456789abcdef"}) + "\n")
     item = SkinDataset(dst, "train")[0]
     assert item["mask"].dtype == np.uint16 and int(item["mask"][0, 0]) == 300
 

@@ -7,7 +7,8 @@ import pytest
 from conftest import SKIN_BGR, skin_image
 from skinseg.cleanup import clean_mask, keep_components, morphology, skin_fraction
 from skinseg.config import CleanupParams, SkinParams
-from skinseg.face import Face, best_face, crop_box
+from skinseg.crop import crop_box
+from skinseg.face import Face, best_face
 from skinseg.outputs import class_color, label_mask, legend_image, preview_png, skin_only_image
 from skinseg.skin import in_range_wrapping_hue, rules_mask
 
