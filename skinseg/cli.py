@@ -20,19 +20,11 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, _interrupt, forkserver, state
+from .checks import Check, Choice, ConfigError, Real, Whole
 from .cli_models import CONTEXT, models_command
-from .config import (
-    MAX_IMAGE_TIMEOUT,
-    Check,
-    Choice,
-    ConfigError,
-    Real,
-    Whole,
-    from_options,
-    option_check,
-    option_default,
-)
+from .config import MAX_IMAGE_TIMEOUT
 from .names import printable
+from .options import from_options, option_check, option_default
 
 if TYPE_CHECKING:
     from .build import BuildResult

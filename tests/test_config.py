@@ -18,8 +18,8 @@ from skinseg.config import (
     OutputParams,
     PipelineConfig,
     SkinParams,
-    option_fields,
 )
+from skinseg.options import option_fields
 
 # (command-line options, the same value through the API, the field named, words of the message).
 # Every validation of the command line has its twin through the API here.
@@ -109,7 +109,7 @@ def test_every_checked_option_has_a_twin_above():
     """An option whose values config checks (a range, choices, a format)
     cannot be added without its two tests."""
     tested = {args[-2] for args, *_ in REFUSED}
-    from skinseg.config import Flag, Optional_, PathValue, Whole
+    from skinseg.checks import Flag, Optional_, PathValue, Whole
 
     def checked(part, name):
         """Whether a value the command line parses can be refused."""
