@@ -30,7 +30,8 @@ from skinseg.buildinfo import IgnoredFile
 from skinseg.config import CleanupParams, FaceParams, OutputParams, PipelineConfig
 from skinseg.discover import divide
 from skinseg.engines import plan_models
-from skinseg.report import CLASSES_SHOWN, FILES_SHOWN, write_report
+from skinseg.report import write_report
+from skinseg.report_html import CLASSES_SHOWN, FILES_SHOWN
 from skinseg.state import expected_work
 
 
