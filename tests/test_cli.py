@@ -235,7 +235,7 @@ def test_worker_crash_fails_only_that_image(small_src, tmp_path, monkeypatch):
 
 
 def test_unexpected_exception_fails_only_that_image(small_src, tmp_path, monkeypatch):
-    monkeypatch.setenv("SKINSEG_TEST_FAULTS", "raise:valid/Acne")
+    monkeypatch.setenv("SKINSEG_TEST_FAULTS", "raise:valid/Acne/a.jpg")
     build(small_src, tmp_path / "dst", expect=1)
     records = {r["source"]: r for r in read_manifest(tmp_path / "dst")}
     assert "internal error" in records["valid/Acne/a.jpg"]["reason"]

@@ -84,7 +84,7 @@ def test_poison_image_with_one_worker_fails_only_itself_and_is_not_retried(tmp_p
     not trip over it again unless asked to (--retry-failed)."""
     src = make_dataset(tmp_path / "src", {f"train/A/{n}.png": skin_image() for n in ("a", "poison", "z")})
     dst = tmp_path / "dst"
-    crash = {"SKINSEG_TEST_FAULTS": "crash:poison"}
+    crash = {"SKINSEG_TEST_FAULTS": "crash:poison.png"}
     proc = run_tool("--src", src, "--dst", dst, "--workers", "1", "--no-face", env_extra=crash)
     assert proc.returncode == 1, proc.stderr
     records = records_of(dst)
@@ -104,7 +104,7 @@ def test_poison_image_with_one_worker_fails_only_itself_and_is_not_retried(tmp_p
 def test_every_image_has_a_time_limit(tmp_path):
     src = make_dataset(tmp_path / "src", {f"train/A/{n}.png": skin_image() for n in ("a", "stuck", "z")})
     proc = run_tool("--src", src, "--dst", tmp_path / "dst", "--workers", "2", "--no-face", "--image-timeout", "3",
-                    env_extra={"SKINSEG_TEST_FAULTS": "hang:stuck"}, timeout=90)
+                    env_extra={"SKINSEG_TEST_FAULTS": "hang:stuck.png"}, timeout=90)
     assert proc.returncode == 1, proc.stderr
     records = records_of(tmp_path / "dst")
     assert "longer than the limit of 3 s" in records["train/A/stuck.png"]["reason"]
@@ -256,7 +256,7 @@ def test_float_options_must_be_finite(tmp_path, option, value):
 
 def _start_stuck_build(src: Path, dst: Path, *extra: str) -> subprocess.Popen:
     """A build that stays busy (one image hangs) until killed; returns once it has started its images."""
-    env = dict(os.environ, SKINSEG_TEST_FAULTS="hang:stuck")
+    env = dict(os.environ, SKINSEG_TEST_FAULTS="hang:stuck.png")
     proc = subprocess.Popen(tool("--src", src, "--dst", dst, "--workers", "2", "--no-face", "--quiet", *extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     journals = dst / ".skinseg"

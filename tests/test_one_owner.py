@@ -239,3 +239,30 @@ def test_a_segmenter_never_closed_leaves_no_traceback_at_exit(model_dir):
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "segmented", proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------ the fault points
+
+def test_every_fault_point_is_listed_and_matched_by_whole_names(monkeypatch):
+    """_faults.py lists every point the code calls, and a name matches whole
+    path components (a substring matched 'report.html' inside 'my-report.html')."""
+    import ast
+
+    from skinseg import _faults
+
+    called = set()
+    for path in (REPO / "skinseg").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "_faults":
+                called.add(node.attr)
+    assert called == set(_faults.POINTS)
+    monkeypatch.setenv(_faults.ENV, "full:report.html,hang:A/stuck.png")
+    _faults.before_write("/data/dst/report/thumbs/x.jpg")
+    _faults.before_write("/data/dst/my-report.html")
+    with pytest.raises(OSError, match="No space"):
+        _faults.before_write("/data/dst/report.html")
+    assert _faults._actions("before_image", "train/A/stuck.png") == ["hang"]
+    assert _faults._actions("before_image", "train/AA/stuck.png") == []
+    monkeypatch.setenv(_faults.ENV, "explode:x.png")
+    with pytest.raises(ValueError, match="explode"):
+        _faults.before_image("train/A/x.png")
