@@ -288,8 +288,26 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
     """The skin mask of the working copy, the faces that seeded it, and what
     later stages (lesions.py) must leave out.
 
-    bgr is the working copy; faces are in its coordinates; person is the
-    person-probability map of the same size, or None.
+    Parameters
+    ----------
+    bgr : (H, W, 3) uint8 ndarray
+        The working copy (long side at most config.WORK_SIZE), BGR.
+    faces : list of Face
+        The detector's faces, in the working copy's coordinates (with their
+        meshes when the face mesh ran).
+    person : (H, W) float32 ndarray or None
+        The person probability (0-1) of every pixel, or None.
+    rules : SkinParams
+        Its colour box seeds the model where there is no usable face.
+    p : AdaptiveParams
+        The tuned constants.
+
+    Returns
+    -------
+    SkinEstimate
+        ``mask`` (H, W) uint8 0/255 before the clean-up, the faces that
+        seeded the model, and the masks later stages need (keep_out,
+        face_area, hair_like, the colour bins, close_up).
     """
     ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     used: list[tuple[Face, FaceGeometry]] = []

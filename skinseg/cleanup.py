@@ -14,7 +14,9 @@ def disk(radius: int) -> np.ndarray:
 
 
 def morphology(mask: np.ndarray, kernel_size: int, iterations: int, zero_border: bool = False) -> np.ndarray:
-    """Elliptical open (drops speckles) then close (fills pinholes).
+    """Elliptical open (drops speckles) then close (fills pinholes) of a
+    (H, W) uint8 0/255 mask, `iterations` times each with a kernel of
+    `kernel_size` pixels (under 2, or no iteration: the mask as it is).
 
     zero_border treats everything outside the image as not skin, so the
     close shaves skin that touches the edge; the original tool measured like
@@ -29,8 +31,23 @@ def morphology(mask: np.ndarray, kernel_size: int, iterations: int, zero_border:
 
 
 def keep_components(mask: np.ndarray, keep: str, min_area_fraction: float) -> np.ndarray:
-    """'largest': only the biggest 8-connected region; 'all': every region of
-    at least min_area_fraction of the image."""
+    """The skin regions (8-connected) to keep.
+
+    Parameters
+    ----------
+    mask : (H, W) uint8 ndarray
+        0/255 skin.
+    keep : {'largest', 'all'}
+        Only the biggest region, or every region of at least
+        `min_area_fraction` of the image.
+    min_area_fraction : float
+        With 'all': the smallest region kept, as a fraction (0-1) of H x W.
+
+    Returns
+    -------
+    (H, W) uint8 ndarray
+        0/255: the regions kept (mask itself when it has no region).
+    """
     # 16-bit labels are faster; an opened mask has far fewer than 65535 regions,
     # and the 32-bit fallback covers any other mask.
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
@@ -52,10 +69,40 @@ def keep_components(mask: np.ndarray, keep: str, min_area_fraction: float) -> np
 
 
 def clean_mask(mask: np.ndarray, params: CleanupParams, zero_border: bool = False) -> np.ndarray:
+    """The clean-up of a skin mask: open then close, then the regions kept.
+
+    Parameters
+    ----------
+    mask : (H, W) uint8 ndarray
+        0/255 skin, as a skin method gives it.
+    params : CleanupParams
+        Kernel size and iterations of the morphology, which regions to keep
+        (`keep` None: the default method's preset).
+    zero_border : bool
+        Treat everything outside the image as not skin (the rules method:
+        the original tool's measurements, see `morphology`).
+
+    Returns
+    -------
+    (H, W) uint8 ndarray
+        0/255 cleaned mask.
+    """
     params = params.resolved()       # a PipelineConfig's are; alone, `keep` None is the default method's
     return keep_components(morphology(mask, params.kernel_size, params.iterations, zero_border),
                            params.keep, params.min_component_area)
 
 
 def skin_fraction(mask: np.ndarray) -> float:
+    """The share of a mask's pixels that are skin (non-zero).
+
+    Parameters
+    ----------
+    mask : (H, W) uint8 ndarray
+        Any mask; non-zero is skin.
+
+    Returns
+    -------
+    float
+        From 0 to 1; 0 for an empty mask.
+    """
     return float(cv2.countNonZero(mask)) / mask.size if mask.size else 0.0

@@ -104,15 +104,40 @@ def _background_like(candidates: np.ndarray, background: np.ndarray, bins: np.nd
 def fill_lesions(mask: np.ndarray, bgr: np.ndarray, keep_out: Optional[np.ndarray], close_up: bool,
                  face_area: Optional[np.ndarray] = None, hair_like: Optional[np.ndarray] = None,
                  p: LesionParams = LesionParams(), bins: Optional[np.ndarray] = None) -> np.ndarray:
-    """mask (0/255, after the clean-up) with the lesions it leaves out put back.
+    """The skin mask with the lesions the colour model left out put back.
 
-    bgr: the image of the mask; keep_out: 0/255 pixels that must stay not
-    skin, or None; close_up: no face at all in the photo; face_area: 0/255
-    inside the faces' ovals, where any non-skin that does not look like the
-    photo's background (a fringe of hair does) is a lesion of the face, also
-    at the edge of its skin; hair_like: 0/255 colours of the person's hair
-    (a beard or a curl over the forehead is not a lesion); bins: bgr's
-    colour_model.bin_index when already computed (adaptive.SkinEstimate.bins).
+    Holes of the skin (and, on a close-up, bays that a closing of it
+    encloses) become skin unless their colours are the photo's own
+    background; what must stay out (eyes, lips, outside the people, hair)
+    stays out.
+
+    Parameters
+    ----------
+    mask : (H, W) uint8 ndarray
+        0/255 skin, after the clean-up.
+    bgr : (H, W, 3) uint8 ndarray
+        The image of the mask, BGR.
+    keep_out : (H, W) uint8 ndarray or None
+        0/255: pixels that must stay not skin (features, outside the people).
+    close_up : bool
+        No plausible face at all in the photo: a skin close-up.
+    face_area : (H, W) uint8 ndarray, optional
+        0/255 inside the seeding faces' ovals, where any non-skin that does
+        not look like the photo's background (a fringe of hair does) is a
+        lesion of the face, also at the edge of its skin.
+    hair_like : (H, W) uint8 ndarray, optional
+        0/255: colours of the person's hair (a beard or a curl over the
+        forehead is not a lesion).
+    p : LesionParams
+        The tuned constants.
+    bins : (H, W) ndarray, optional
+        bgr's colour_model.bin_index, when already computed
+        (adaptive.SkinEstimate.bins).
+
+    Returns
+    -------
+    (H, W) uint8 ndarray
+        0/255: mask with the lesions put back (mask itself when there are none).
     """
     # Holes, also those a hair or a crack connects to the outside by a thin
     # channel (close-ups): enclosed once the channel is closed.

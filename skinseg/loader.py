@@ -81,11 +81,30 @@ def resize_item(item: dict, size: Size) -> dict:
 
 
 def collate(items: Sequence[dict], size: Optional[Size] = None) -> dict:
-    """A batch: arrays stacked along a first axis ('image' (N, H, W, 3),
-    'mask' (N, H, W), ...), 'class_id' as an int64 array, other fields as
-    lists.  Items of other sizes are resized to `size`, by default the
-    largest height and width in the batch.  For a torch DataLoader:
-    collate_fn=collate, or functools.partial(collate, size=(512, 512))."""
+    """A batch of SkinDataset items.  For a torch DataLoader:
+    collate_fn=collate, or functools.partial(collate, size=(512, 512)).
+
+    Parameters
+    ----------
+    items : sequence of dict
+        SkinDataset items ('image' (H, W, 3) uint8, 'mask' (H, W), ...).
+    size : int or (int, int), optional
+        Items of other sizes are resized to it (a side, or (height,
+        width)): images by area or bilinear, masks by nearest neighbour.
+        Default: the largest height and width in the batch.
+
+    Returns
+    -------
+    dict
+        Arrays stacked along a first axis ('image' (N, H, W, 3) uint8,
+        'mask' (N, H, W), 'skin_mask' ...), 'class_id' an (N,) int64 array,
+        other fields lists.
+
+    Raises
+    ------
+    ValueError
+        An empty batch, or a size that is not whole pixels of at least 1.
+    """
     if not items:
         raise ValueError("cannot collate an empty batch")
     if size is None:
@@ -107,12 +126,32 @@ def collate(items: Sequence[dict], size: Optional[Size] = None) -> dict:
 class SkinDataset:
     """The written images of one split of a skinseg dataset.
 
-    Each item is a dict: 'image' (H, W, 3) uint8 in `channels` order
-    ('rgb' or 'bgr', in any case), 'mask'
-    (H, W) uint8 or uint16 class ids, 'skin_mask' (train-ready layout: 0/1,
-    255 = ignore), 'class_id', 'source' (path in the original dataset) and
-    'name' (the output file name without extension).  Arrays are contiguous,
-    so torch.from_numpy takes them.
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The dataset (a build's --dst).
+    split : str
+        Which split's written images.
+    size : int or (int, int), optional
+        Resize every item to it (a side, or (height, width)).
+    channels : {'rgb', 'bgr'}
+        The image's channel order (in any case).
+    transform : callable, optional
+        Applied to every item (a dict) last.
+
+    Each item is a dict: 'image' (H, W, 3) uint8 in `channels` order,
+    'mask' (H, W) uint8 or uint16 class ids, 'skin_mask' (train-ready
+    layout: 0/1, 255 = ignore), 'class_id', 'source' (path in the original
+    dataset) and 'name' (the output file name without extension).  Arrays
+    are contiguous, so torch.from_numpy takes them.  `classes` (id ->
+    name), `ignore_index` and `num_classes` say how to train on them.
+
+    Raises
+    ------
+    BuildInfoError
+        build.json is missing, damaged or not skinseg's (a ValueError).
+    ValueError
+        A size or channels it cannot use, or a split with no written image.
     """
 
     def __init__(self, root: Union[str, Path], split: str = "train", *, size: Optional[Size] = None,
