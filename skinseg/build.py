@@ -28,14 +28,13 @@ from .buildinfo import ModelUses, RunInfo
 from .config import BuildConfig
 from .destination import check_paths, check_writable, manifest_is_ours
 from .discover import DatasetError, discover
-from .errors import BuildAborted, BuildError, BuildInterrupted
+from .errors import BuildAborted, BuildError, BuildInterrupted, OutputWriteError
 from .fallback import previous_build, refusal
 from .finalize import finalize, remove_temp_files_of
 from .journal import Journal, read_history
+from .labels import mask_dtype
 from .lock import Busy, LockUnusable, destination_lock
 from .names import json_text
-from .outputs import mask_dtype
-from .pipeline import ImageTask, OutputWriteError, Runtime
 from .plan import (
     Keys,
     Prepared,
@@ -46,8 +45,8 @@ from .plan import (
     schedule,
     worker_count,
 )
-from .records import STATUSES, Record, by_status, failed_lines, read_records, shared
-from .runner import WorkerStartError, run
+from .records import STATUSES, ImageTask, Record, by_status, failed_lines, read_records, shared
+from .runner import Runtime, WorkerStartError, run
 from .shards import check_shards, finish_shard, in_shard, lock_group
 from .state import STATUS_LETTERS, last_finished_build, up_to_date, work_expected
 

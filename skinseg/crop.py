@@ -65,7 +65,3 @@ def crop_region(faces: Sequence[Face], params: FaceParams, width: int, height: i
     x0, x1 = _grow(x0, x1, params.min_crop_side, width)
     y0, y1 = _grow(y0, y1, params.min_crop_side, height)
     return (x0, y0, x1, y1)
-
-
-def is_whole(region: Box, width: int, height: int) -> bool:
-    return tuple(region) == (0, 0, width, height)

@@ -1,4 +1,5 @@
-"""How a build ends when it does not finish: the three exceptions of `build.build`."""
+"""How a build ends when it does not finish: the three exceptions of
+`build.build`, and the one a worker raises when the destination fails it."""
 
 
 class BuildError(Exception):
@@ -12,3 +13,8 @@ class BuildAborted(Exception):
 
 class BuildInterrupted(Exception):
     """Stopped by the user (Ctrl-C).  Re-running resumes."""
+
+
+class OutputWriteError(Exception):
+    """The destination cannot be written (full disk, read-only, ...): the
+    build must stop, because every following image would fail the same way."""

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .buildinfo import BuildInfo
+from .labels import legend_rows
 from .layout import CARD, IMAGES_DIR, MASKS_DIR, METADATA_GLOB, PREVIEWS_DIR, metadata_name, metadata_split
 from .names import json_text
-from .outputs import legend_rows
 from .records import Record
 
 # A card without this line is someone else's README: it is left alone.

@@ -61,6 +61,12 @@ STATE_DIR = ".skinseg"
 STORED_SKIN_DIR = f"{STATE_DIR}/skin"     # the train-ready layout's skin masks, kept to re-render from
 
 
+# The kinds of an image's files (outputs.render's keys), by what decides them:
+# the image file (background, format), the label files (layout, ignore band, class id).
+IMAGE_FILES = ("image",)
+LABEL_FILES = ("mask", "preview", "skin_mask")
+
+
 def output_paths(split: str, stem: str, output: OutputParams) -> dict[str, str]:
     """An image's files, by kind (as outputs.render names them)."""
     paths = {"image": f"{IMAGES_DIR}/{split}/{stem}{output.image_extension}",

@@ -1,53 +1,29 @@
 """What is written for an image: the image (skin-only, or real in the
 train-ready layout), the integer training mask, the colour preview and, in
-the train-ready layout, the 0/1 skin mask; plus the class legend and the
-report's thumbnails.  Pure array functions; file writing lives in the
-pipeline."""
+the train-ready layout, the 0/1 skin mask; the 1-bit skin mask a build
+keeps to re-render from, and reading it back (`stored_skin_mask`); plus the
+class legend and the report's thumbnails.  Functions on arrays and bytes:
+the pipeline writes the files (atomic.py), layout.py names them, labels.py
+says what their values mean."""
 
 from __future__ import annotations
 
-import colorsys
+from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
 
 from .cleanup import disk
 from .config import OutputParams
-from .crop import is_whole
 from .encoding import encode_image, encode_indexed_png, grey_png_with_palette
 from .headers import plain_jpeg, sniff
-from .imageio import decode_image
+from .imageio import decode_image, read_output
+from .labels import IGNORE_COLOR, IGNORE_UINT8, IGNORE_UINT16, class_color, legend_rows
+from .layout import IMAGE_FILES, LABEL_FILES
+from .records import Record
 
-# The ignore value of the train-ready layout's masks: 255 (the VOC and
-# Ultralytics convention) in 8-bit masks; 65535 in 16-bit ones, where 255 is
-# a class.
-IGNORE_UINT8, IGNORE_UINT16 = 255, 65535
-IGNORE_COLOR = (128, 128, 128)       # BGR of the ignore band in previews
-
-# Kelly's colours of maximum contrast, without white and black (black is
-# "not skin"): fixed, so a class keeps its colour across builds and machines.
-_KELLY_HEX = (
-    "F3C300", "875692", "F38400", "A1CAF1", "BE0032", "C2B280", "848482", "008856", "E68FAC", "0067A5",
-    "F99379", "604E97", "F6A600", "B3446C", "DCD300", "882D17", "8DB600", "654522", "E25822", "2B3D26",
-)
-_GOLDEN = 0.618033988749895
-
-
-def class_color(class_id: int) -> tuple[int, int, int]:
-    """BGR preview colour of a class id; id 0 (not skin) is black."""
-    if class_id <= 0:
-        return (0, 0, 0)
-    if class_id <= len(_KELLY_HEX):
-        h = _KELLY_HEX[class_id - 1]
-        r, g, b = int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
-        return (b, g, r)
-    # Beyond the fixed list: golden-ratio hue steps, alternating brightness.
-    k = class_id - len(_KELLY_HEX)
-    hue = (k * _GOLDEN) % 1.0
-    value = 0.95 if k % 2 else 0.7
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, value)
-    return (int(b * 255), int(g * 255), int(r * 255))
-
+Box = tuple[int, int, int, int]      # x0, y0, x1, y1, exclusive ends
 
 def skin_only_image(bgr: np.ndarray, skin: np.ndarray, background: str) -> np.ndarray:
     """The image with non-skin removed: black, transparent (BGRA) or kept."""
@@ -56,25 +32,6 @@ def skin_only_image(bgr: np.ndarray, skin: np.ndarray, background: str) -> np.nd
     if background == "transparent":
         return np.dstack([bgr, skin])
     return cv2.bitwise_and(bgr, bgr, mask=skin)
-
-
-def ignore_index(layout: str, dtype: str) -> int:
-    """The mask value a loss must ignore: 0 (not skin) in the original layout,
-    the edge band's value in the train-ready one."""
-    if layout == "original":
-        return 0
-    return IGNORE_UINT8 if dtype == "uint8" else IGNORE_UINT16
-
-
-def max_classes(layout: str, dtype: str) -> int:
-    """The most class ids a mask of dtype holds (the ignore value is not one)."""
-    top = 255 if dtype == "uint8" else 65535
-    return top if layout == "original" else top - 1
-
-
-def mask_dtype(class_count: int, layout: str) -> str:
-    """uint8 while the class ids (and the ignore value) fit, else uint16."""
-    return "uint8" if class_count <= max_classes(layout, "uint8") else "uint16"
 
 
 def edge_band(skin: np.ndarray, width: int) -> np.ndarray:
@@ -125,10 +82,6 @@ def preview_png(skin: np.ndarray, class_id: int, mask_png: bytes | None = None,
     return encode_indexed_png(indices, [(0, 0, 0), (r, g, b), grey])
 
 
-IMAGE_FILES = ("image",)
-LABEL_FILES = ("mask", "preview", "skin_mask")
-
-
 def copies_source(output: OutputParams, source: bytes, region: tuple[int, int, int, int],
                   size: tuple[int, int]) -> bool:
     """Whether the image file is the source file unchanged: the whole photo
@@ -162,6 +115,11 @@ def render(crop: np.ndarray | None, skin: np.ndarray | None, class_id: int, dtyp
     return files
 
 
+def is_whole(region: Box, width: int, height: int) -> bool:
+    """Whether a region (x0, y0, x1, y1) is the whole width x height image (no crop)."""
+    return tuple(region) == (0, 0, width, height)
+
+
 def stored_skin_png(skin: np.ndarray) -> bytes:
     """The crop's skin as a 1-bit PNG: what the train-ready layout keeps in
     dst/.skinseg to re-render from (its masks mark the edges as ignored,
@@ -172,16 +130,15 @@ def stored_skin_png(skin: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def legend_rows(class_names: list[str], layout: str, dtype: str) -> list[tuple[str, str, tuple[int, int, int]]]:
-    """(mask value, meaning, BGR colour) of every value a mask holds."""
-    if layout == "original":
-        rows = [("0", "background / not skin (ignored)", (0, 0, 0))]
-    else:
-        rows = [("0", "background / not skin (a class)", (0, 0, 0))]
-    rows += [(str(i), name, class_color(i)) for i, name in enumerate(class_names, start=1)]
-    if layout != "original":
-        rows.append((str(ignore_index(layout, dtype)), "ignore: edge band, no loss", IGNORE_COLOR))
-    return rows
+def stored_skin_mask(dst: Path, record: Record) -> Optional[np.ndarray]:
+    """The crop's skin (0/255) as the build that wrote the record left it:
+    the original layout's mask is the class id on skin and 0 elsewhere; the
+    train-ready layout keeps it in layout.STORED_SKIN_DIR (stored_skin_png).
+    None if unreadable."""
+    stored = read_output(dst / (record.stored_skin() or record.mask))
+    if stored is None or stored.ndim != 2:
+        return None
+    return cv2.compare(stored, 0, cv2.CMP_NE)
 
 
 def legend_image(class_names: list[str], layout: str = "original", dtype: str = "uint8") -> np.ndarray:

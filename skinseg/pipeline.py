@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import cv2
 import numpy as np
@@ -27,55 +26,25 @@ from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
 from .atomic import atomic_write_bytes
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
-from .crop import crop_region, is_whole
+from .crop import crop_region
 from .dermoscopy import within_field_of_view
 from .encoding import encode_image
-from .engines import Engines, ModelPlans
+from .engines import Engines
+from .errors import OutputWriteError
 from .face import Face, best_face
 from .headers import ImageReadError, sniff
-from .imageio import decode_image, downscaled, read_output
+from .imageio import decode_image, downscaled
 from .lesions import fill_lesions
 from .mesh import with_meshes
 from .reading import read_source
-from .records import Record
+from .records import ImageTask, Record
+
+if TYPE_CHECKING:
+    from .runner import Runtime
 from .skin import rules_mask
 
 # The most confident faces get a mesh: those adaptive.candidate_faces looks at (a mesh costs ~5-10 ms).
 MESHED_FACES = AdaptiveParams().max_faces
-
-
-class OutputWriteError(Exception):
-    """The destination cannot be written (full disk, read-only, ...): the
-    build must stop, because every following image would fail the same way."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImageTask:
-    source: str            # relative to src, forward slashes
-    split: str
-    class_name: str
-    class_id: int
-    stem: str
-    fingerprint: str       # changes whenever anything that decides the outputs changes
-    segmentation: str = ""     # Record.segmentation
-    rendering: str = ""        # Record.rendering
-    thumbnails: bool = False   # the report will likely show it: render its thumbnails now
-    # An earlier record with the same segmentation: the files in `render`
-    # (kinds as outputs.render names them) are rendered again from its stored
-    # mask instead of processing the image.
-    previous: Optional[Record] = None
-    render: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What a worker needs to process any image of this build."""
-
-    src: Path
-    dst: Path
-    config: PipelineConfig
-    models: ModelPlans
-    mask_dtype: str
 
 
 def working_copy(bgr: np.ndarray) -> tuple[np.ndarray, float]:
@@ -178,7 +147,7 @@ def skip_reason(result: Segmentation, config: PipelineConfig, width: int, height
     proven = config.skin.method == "adaptive" and result.face is not None
     if fraction >= config.cleanup.min_skin_fraction or proven:
         return None
-    where = "image" if is_whole(result.region, width, height) else "crop"
+    where = "image" if outputs.is_whole(result.region, width, height) else "crop"
     return (f"too little skin: {fraction:.1%} of the {where} is skin, "
             f"below --min-skin-fraction {config.cleanup.min_skin_fraction:g}")
 
@@ -271,16 +240,6 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     return _written_record(task, config.output, record)
 
 
-def stored_skin_mask(dst: Path, record: Record) -> Optional[np.ndarray]:
-    """The crop's skin (0/255) as the build that wrote the record left it:
-    the original layout's mask is the class id on skin and 0 elsewhere; the
-    train-ready layout keeps it in layout.STORED_SKIN_DIR.  None if unreadable."""
-    stored = read_output(dst / (record.stored_skin() or record.mask))
-    if stored is None or stored.ndim != 2:
-        return None
-    return cv2.compare(stored, 0, cv2.CMP_NE)
-
-
 def rerender(task: ImageTask, runtime: Runtime) -> Optional[Record]:
     """Render the files `task.render` names again from the mask stored for
     `task.previous`, whose segmentation (source file, crop, mask) is this
@@ -311,7 +270,7 @@ def rerender(task: ImageTask, runtime: Runtime) -> Optional[Record]:
         return None
     if bgr is not None and [bgr.shape[1], bgr.shape[0]] != previous.size:
         return None
-    skin = stored_skin_mask(runtime.dst, previous) if want_skin else None
+    skin = outputs.stored_skin_mask(runtime.dst, previous) if want_skin else None
     if want_skin and (skin is None or skin.shape != (y1 - y0, x1 - x0)):
         return None
     files = _rendered(runtime, task, task.render, bgr, region, skin, as_is)

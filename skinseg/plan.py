@@ -31,13 +31,12 @@ from .engines import ModelPlans, plan_models
 from .errors import BuildError
 from .forkserver import available_cpus
 from .journal import History
-from .layout import output_paths
+from .labels import ignore_index, mask_dtype, max_classes
+from .layout import IMAGE_FILES, LABEL_FILES, output_paths
 from .models import ModelUnavailable
 from .names import json_text, name_bytes
-from .outputs import IMAGE_FILES, LABEL_FILES, ignore_index, mask_dtype, max_classes
-from .pipeline import ImageTask
-from .records import Record
-from .report import contact_sheet, sample_key
+from .records import ImageTask, Record
+from .sampling import contact_sheet, sample_key
 from .state import exists
 
 log = logging.getLogger("skinseg")

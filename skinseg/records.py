@@ -1,4 +1,5 @@
-"""The record of one source image (a line of manifest.jsonl), and the files of records.
+"""The record of one source image (a line of manifest.jsonl), the task that
+makes it (`ImageTask`), and the files of records.
 
 A build writes records to its journal as images finish, to a shard's file
 when a shard finishes, and to the manifest at the end (journal.py,
@@ -70,6 +71,26 @@ class Record:
         """Every file written for this image: the outputs and the stored skin mask."""
         stored = self.stored_skin()
         return self.output_paths() + ([stored] if stored else [])
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTask:
+    """One image's work, as the build plans it and a worker does it."""
+
+    source: str            # relative to src, forward slashes
+    split: str
+    class_name: str
+    class_id: int
+    stem: str
+    fingerprint: str       # changes whenever anything that decides the outputs changes
+    segmentation: str = ""     # Record.segmentation
+    rendering: str = ""        # Record.rendering
+    thumbnails: bool = False   # the report will likely show it: render its thumbnails now
+    # An earlier record with the same segmentation: the files in `render`
+    # (kinds as outputs.render names them) are rendered again from its stored
+    # mask instead of processing the image.
+    previous: Optional[Record] = None
+    render: tuple[str, ...] = ()
 
 
 def by_status(counts: Mapping[str, int]) -> dict[str, int]:

@@ -17,34 +17,33 @@ date and is not rendered again, which keeps re-runs cheap.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import os
 import statistics
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Optional, Protocol, TypeVar
+from typing import Optional
 
 import numpy as np
 
 from ._quiet import native_stderr_silenced
 from .atomic import atomic_write_bytes
 from .buildinfo import BuildInfo
-from .crop import is_whole
 from .encoding import encode_image
 from .headers import ImageReadError
 from .layout import REPORT_HTML, THUMBS_DIR, is_thumbnail_name, thumbnail_paths
-from .names import name_bytes
 from .outputs import (
     THUMB_QUALITY,
+    is_whole,
+    stored_skin_mask,
     thumbnail_images,
     thumbnail_photo,
 )
-from .pipeline import stored_skin_mask
 from .reading import read_source
 from .records import Record
-from .report_html import CLASSES_SHOWN, PER_CLASS, SHEET_FIGURES, page
+from .report_html import page
+from .sampling import contact_sheet, sample_key
 
 # The "most likely wrong" score; the page caption explains the same rule.
 LOW, HIGH = 0.10, 0.95      # skin fractions that are suspicious in themselves
@@ -52,42 +51,6 @@ FACE_LOW = 0.25             # a face crop with less skin than this missed skin (
 FACE_COMMON = 0.8           # a face is expected when at least this share of the class has one
 FLAG_WEIGHT = 0.5
 NO_FACE_WEIGHT = 0.25
-
-
-class _HasSource(Protocol):
-    class_name: str
-    source: str
-
-
-Sampled = TypeVar("Sampled", bound=_HasSource)
-
-
-def sample_per_class(classes: int) -> int:
-    """Images per class on the contact sheets: fewer when there are many classes."""
-    return max(1, min(PER_CLASS, SHEET_FIGURES // max(1, min(classes, CLASSES_SHOWN))))
-
-
-def sample_key(source: str) -> str:
-    """The sampling order of sources (the contact sheets, --sample): stable
-    when other images are added or removed."""
-    return hashlib.sha1(name_bytes(source)).hexdigest()
-
-
-def contact_sheet(items: Iterable[Sampled], class_names: list[str], spare: int = 0,
-                  per_class: Optional[int] = None) -> dict[str, list[Sampled]]:
-    """The images the contact sheets show: per class the report details (the
-    first CLASSES_SHOWN), the first `per_class` (default: sample_per_class)
-    by sample_key, in that order; `spare` more each (the build asks the
-    workers for thumbnails of a few more, in case some are skipped).  items:
-    anything with a class_name and a source (a build's tasks, the written
-    records)."""
-    shown = set(class_names[:CLASSES_SHOWN])
-    count = (per_class or sample_per_class(len(class_names))) + spare
-    by_class: dict[str, list[Sampled]] = defaultdict(list)
-    for item in items:
-        if item.class_name in shown:
-            by_class[item.class_name].append(item)
-    return {name: sorted(group, key=lambda item: sample_key(item.source))[:count] for name, group in by_class.items()}
 
 
 def write_report(dst: Path, src: Path, records: list[Record], info: BuildInfo, per_class: Optional[int] = None,

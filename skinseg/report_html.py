@@ -19,16 +19,14 @@ from typing import Optional
 from urllib.parse import quote
 
 from .buildinfo import STAGE_NAMES, BuildInfo
-from .crop import is_whole
+from .labels import class_color, legend_rows
 from .layout import THUMB_KINDS
 from .names import printable
-from .outputs import class_color, legend_rows, thumbnail_size
+from .outputs import is_whole, thumbnail_size
 from .records import STATUSES, Record
+from .sampling import CLASSES_SHOWN
 
 BINS = 20                   # bars of a skin-fraction histogram
-PER_CLASS = 8               # images per class on the contact sheet, with few classes
-SHEET_FIGURES = 200         # images on all contact sheets together, at most
-CLASSES_SHOWN = 50          # classes with a histogram, a faces row and a contact sheet, at most
 FILES_SHOWN = 100           # skipped, failed or ignored files listed by name, each, at most
 
 

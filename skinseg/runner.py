@@ -30,12 +30,27 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from . import _faults, forkserver
-from .engines import Engines, open_engines
-from .pipeline import ImageTask, OutputWriteError, Runtime, failed_record, process_image, rerender
-from .records import Record
+from .config import PipelineConfig
+from .engines import Engines, ModelPlans, open_engines
+from .errors import OutputWriteError
+from .pipeline import failed_record, process_image, rerender
+from .records import ImageTask, Record
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a worker needs to process any image of this build."""
+
+    src: Path
+    dst: Path
+    config: PipelineConfig
+    models: ModelPlans
+    mask_dtype: str
+
 
 # Called with each image's record and whether its faces and skin were looked
 # for (False: its files were rendered again from its stored mask).

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import BLUE_BGR, copy_eval_photos, make_dataset, read_manifest, run_cli, skin_image, tree_digest
-from skinseg.outputs import class_color
+from skinseg.labels import class_color
 
 MANIFEST_KEYS = {"source", "split", "class_name", "class_id", "status", "reason", "image", "mask", "preview",
                  "skin_mask",

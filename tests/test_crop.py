@@ -7,9 +7,9 @@ import numpy as np
 
 from conftest import make_dataset, read_manifest, run_cli, skin_image
 from skinseg.config import FaceParams
-from skinseg.crop import crop_region, is_whole
+from skinseg.crop import crop_region
 from skinseg.face import Face
-from skinseg.outputs import CROP_BOX_COLOR, thumbnail_images
+from skinseg.outputs import CROP_BOX_COLOR, is_whole, thumbnail_images
 
 W, H = 1000, 800
 

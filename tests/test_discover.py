@@ -5,7 +5,7 @@ import pytest
 from conftest import make_dataset, skin_image
 from skinseg.config import InputParams
 from skinseg.discover import DatasetError, assign_class_ids, discover, read_class_file, safe_name
-from skinseg.outputs import mask_dtype
+from skinseg.labels import mask_dtype
 
 
 def test_splits_classes_recursive_and_sorted(tmp_path):

@@ -284,7 +284,7 @@ def sampled_src(tmp_path):
 
 def test_thumbnails_after_a_source_removal_are_a_clean_builds(sampled_src, tmp_path):
     """Issue 18 L9: an image moves into the report's sample when a sampled one goes."""
-    from skinseg.report import sample_key
+    from skinseg.sampling import sample_key
 
     dst = tmp_path / "dst"
     build(sampled_src, dst)

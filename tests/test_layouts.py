@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import make_dataset, read_manifest, run_cli, skin_image
-from skinseg.outputs import IGNORE_COLOR, IGNORE_UINT16, edge_band, label_mask, legend_rows, skin_mask
+from skinseg.labels import IGNORE_COLOR, IGNORE_UINT16, legend_rows
+from skinseg.outputs import edge_band, label_mask, skin_mask
 
 
 @pytest.fixture

@@ -144,8 +144,7 @@ def test_the_build_renders_the_thumbnails_the_report_shows():
     """build._mark_report_sample and report._sample chose the contact
     sheets' images by two copies of one rule."""
     from skinseg.plan import mark_report_sample
-    from skinseg.report import contact_sheet
-    from skinseg.report_html import CLASSES_SHOWN
+    from skinseg.sampling import CLASSES_SHOWN, contact_sheet
 
     class_names = [f"c{i:02d}" for i in range(CLASSES_SHOWN + 5)]      # more classes than the report details
     tasks = [Task(f"train/{c}/{i}.png", c) for c in class_names for i in range(9)]

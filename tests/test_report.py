@@ -14,7 +14,7 @@ import pytest
 
 from conftest import BLUE_BGR, REPO, SKIN_BGR, make_dataset, read_manifest, run_cli, skin_image, tree_digest
 from skinseg.buildinfo import read_build_info
-from skinseg.outputs import class_color
+from skinseg.labels import class_color
 from skinseg.records import Record
 from skinseg.report import _rank_suspects, write_report
 

@@ -31,7 +31,8 @@ from skinseg.config import CleanupParams, FaceParams, OutputParams, PipelineConf
 from skinseg.discover import divide
 from skinseg.engines import plan_models
 from skinseg.report import write_report
-from skinseg.report_html import CLASSES_SHOWN, FILES_SHOWN
+from skinseg.report_html import FILES_SHOWN
+from skinseg.sampling import CLASSES_SHOWN
 from skinseg.state import expected_work
 
 

@@ -9,7 +9,8 @@ from skinseg.cleanup import clean_mask, keep_components, morphology, skin_fracti
 from skinseg.config import CleanupParams, SkinParams
 from skinseg.crop import crop_box
 from skinseg.face import Face, best_face
-from skinseg.outputs import class_color, label_mask, legend_image, preview_png, skin_only_image
+from skinseg.labels import class_color
+from skinseg.outputs import label_mask, legend_image, preview_png, skin_only_image
 from skinseg.skin import in_range_wrapping_hue, rules_mask
 
 
