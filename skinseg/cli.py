@@ -1,11 +1,13 @@
-"""Command line: parse options into a BuildConfig, call build(), summarise;
-print what `skinseg models` finds.
+"""Command line: translate the options given into a BuildConfig, call
+build(), summarise; print what `skinseg models` finds.
 
 `skinseg` is a group of commands (`build`, `models` from cli_models.py);
 without a command it builds, as it did before it had commands, and
-`build_dataset.py` runs the build command itself.  Nothing here decides how
-images are processed (see build.py and pipeline.py) nor where models come
-from (models.py, modelstore.py).
+`build_dataset.py` runs the build command itself.  Nothing here decides:
+the options not given are left to the library (options.from_options: the
+defaults, presets and checks of config.py, whose ConfigError becomes a
+usage error naming the option), images are processed by the pipeline, and
+models come from models.py and modelstore.py.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Stages, each a function on arrays that can be tested alone:
 read (reading.read_source, imageio.decode_image) -> working copy -> faces (face.FaceDetector)
 -> skin (adaptive.adaptive_mask, or skin.rules_mask) -> clean-up
-(cleanup.clean_mask) -> region (crop.crop_region) -> render (outputs) -> write
-(atomic).  `process_image` runs them and returns the manifest record; it
+(cleanup.clean_mask) -> region (crop.crop_region) -> the skip rule
+(`skip_reason`) -> render (outputs) -> write (atomic).  `process_image` runs them and returns the manifest record; it
 never raises for a bad image, only for a problem with the destination.
 `rerender` renders an image's files again from the mask an earlier build
 stored, when only output options changed: no faces, no skin, no models.
@@ -38,10 +38,10 @@ from .lesions import fill_lesions
 from .mesh import with_meshes
 from .reading import read_source
 from .records import ImageTask, Record
+from .skin import rules_mask
 
 if TYPE_CHECKING:
     from .runner import Runtime
-from .skin import rules_mask
 
 # The most confident faces get a mesh: those adaptive.candidate_faces looks at (a mesh costs ~5-10 ms).
 MESHED_FACES = AdaptiveParams().max_faces
