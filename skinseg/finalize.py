@@ -79,7 +79,7 @@ def finalize(prepared: Prepared, records: list[Record], run: RunInfo) -> list[st
     # pending lists go first: without them a journal only repeats the manifest.
     state = dst / layout.STATE_DIR
     leftovers = [*state.glob(layout.PENDING_GLOB), *state.glob(layout.JOURNAL_GLOB),
-                 *(dst / layout.SHARDS_DIR).glob("*.jsonl"), dst / layout.PREVIOUS_MANIFEST]
+                 *layout.finished_shards(dst), dst / layout.PREVIOUS_MANIFEST]
     for leftover in leftovers:
         try:
             leftover.unlink()

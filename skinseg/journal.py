@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Optional
 
 from . import layout
-from .layout import MANIFEST, PREVIOUS_MANIFEST, SHARDS_DIR, STATE_DIR
+from .layout import MANIFEST, PREVIOUS_MANIFEST, STATE_DIR
 from .names import json_text
 from .records import Record, read_records, read_rows, record_line, to_record
 
@@ -40,7 +40,7 @@ def record_files(dst: Path, manifest_ours: bool) -> list[Path]:
     (set aside while a build writes the new one), then finished shards and
     the journals of interrupted builds."""
     return ([dst / PREVIOUS_MANIFEST] + ([dst / MANIFEST] if manifest_ours else [])
-            + sorted((dst / SHARDS_DIR).glob("*.jsonl")) + sorted((dst / STATE_DIR).glob(layout.JOURNAL_GLOB)))
+            + layout.finished_shards(dst) + sorted((dst / STATE_DIR).glob(layout.JOURNAL_GLOB)))
 
 
 def _pending_outputs(row: dict) -> list[str]:

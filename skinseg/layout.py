@@ -173,6 +173,11 @@ def shard_records(index: int, count: int) -> str:
     return f"{SHARDS_DIR}/{index}-of-{count}.jsonl"
 
 
+def finished_shards(dst: Path) -> list[Path]:
+    """The records of every finished shard in dst (shard_records), sorted."""
+    return sorted((Path(dst) / SHARDS_DIR).glob("*-of-*.jsonl"))
+
+
 def write_probe() -> str:
     """A file the build writes and removes to see that dst takes writes."""
     return f"{STATE_DIR}/.write-probe-{socket.gethostname()}-{os.getpid()}"
