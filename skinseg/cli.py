@@ -32,7 +32,7 @@ from .config import (
     PipelineConfig,
     SkinParams,
 )
-from .names import printable
+from .names import message_text, printable
 
 if TYPE_CHECKING:
     from .build import BuildResult
@@ -320,7 +320,7 @@ def build_command(src: Path, dst: Path, skip_unknown_folders: bool, split_ratio,
         try:
             result = build_dataset(config)
         except BuildError as exc:
-            raise click.UsageError(printable(str(exc))) from None
+            raise click.UsageError(message_text(exc.args[0] if exc.args else exc)) from None
         except BuildAborted as exc:
             click.echo(f"error: {printable(str(exc))}", err=True)
             sys.exit(1)
