@@ -52,6 +52,7 @@ from .facemap import (
     draw_seed_region,
     face_geometry,
 )
+from .regions import RegionParams, drop_outside_person, drop_unlike_regions
 from .skin import rules_mask
 
 
@@ -209,6 +210,8 @@ MIN_SAMPLES = 200
 class Classified(NamedTuple):
     mask: np.ndarray                  # 0/255 skin
     hair_like: Optional[np.ndarray]   # 0/255 colours of this person's hair (when a hair colour was sampled)
+    distance: np.ndarray              # float32: each pixel's distance to the skin model (regions.py)
+    texture: np.ndarray               # uint8: each pixel's texture bin (regions.py)
 
 
 def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Optional[np.ndarray],
@@ -273,7 +276,11 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     mask = np.take(decision.ravel(), index)
     if person_ok is not None:
         mask[~person_ok] = 0
-    return Classified(mask, hair_like)
+    distance = np.sqrt(np.minimum(colour_model.lookup(d2.astype(np.float32), bins), np.float32(100.0)))
+    return Classified(mask, hair_like, distance, texture)
+
+
+DEFAULT_REGIONS = RegionParams()
 
 
 class SkinEstimate(NamedTuple):
@@ -287,12 +294,14 @@ class SkinEstimate(NamedTuple):
 
 
 def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarray], rules: SkinParams,
-                  p: AdaptiveParams = AdaptiveParams()) -> SkinEstimate:
+                  p: AdaptiveParams = AdaptiveParams(), regions: RegionParams = DEFAULT_REGIONS) -> SkinEstimate:
     """The skin mask of the working copy, the faces that seeded it, and what
     later stages (lesions.py) must leave out.
 
     bgr is the working copy; faces are in its coordinates; person is the
-    person-probability map of the same size, or None.
+    person-probability map of the same size, or None (with a face it drops
+    the background around the people; without one it only judges regions,
+    regions.drop_outside_person).
     """
     ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     used: list[tuple[Face, FaceGeometry]] = []
@@ -322,7 +331,10 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         if classified is None:
             used = []                    # too small to sample: as if there were no face
         else:
-            mask, hair_like = classified
+            # Clothing the model admits at its margin: unlike skin as a region.
+            mask = drop_unlike_regions(classified.mask, ycc[..., 0], classified.distance, classified.texture,
+                                       regions)
+            hair_like = classified.hair_like
     if mask is None:
         # No usable face: self-seed from the confident core of the colour box,
         # or, where the box finds next to nothing (pale pink or beige skin
@@ -332,7 +344,9 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
             core = cv2.erode(seed_box, disk(2), iterations=2)
             if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
                 classified = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
-                mask = None if classified is None else classified.mask
+                # A wall or a shirt beside a hand: outside the person the segmenter sees.
+                mask = None if classified is None else \
+                    drop_outside_person(classified.mask, ycc[..., 0], person, regions, p.person_thresh)
                 break
         if mask is None:
             mask = box.copy()        # little or no skin: a model would be fitted to noise

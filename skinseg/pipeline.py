@@ -22,7 +22,7 @@ import numpy as np
 
 from . import outputs
 from ._quiet import native_stderr_silenced
-from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
+from .adaptive import AdaptiveParams, adaptive_mask
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
@@ -269,8 +269,9 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
     if engines.mesher is not None and config.uses_face_mesh:
         small_faces = with_meshes(engines.mesher, small, small_faces, MESHED_FACES)
     person = None
-    if engines.segmenter is not None and config.skin.person_segmentation and candidate_faces(small_faces):
-        person = engines.segmenter.probability(small)     # only where a face makes it useful
+    if engines.segmenter is not None and config.skin.person_segmentation:
+        # With a face: the people's outline; without: which skin regions a person supports (regions.py).
+        person = engines.segmenter.probability(small)
     mask, used = working_mask(small, small_faces, person, config)
     if scale != 1.0:
         mask = full_size_mask(mask, width, height)
