@@ -52,6 +52,7 @@ from .facemap import (
     draw_seed_region,
     face_geometry,
 )
+from .mouth import find_mouth
 from .regions import RegionParams, drop_outside_person, drop_unlike_regions
 from .skin import rules_mask
 
@@ -351,12 +352,16 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         if mask is None:
             mask = box.copy()        # little or no skin: a model would be fitted to noise
     keep_out = face_area = None
+    mouth = find_mouth(ycc, mask) if not candidates else None     # no face outlines the lips: teeth show the mouth
+    if mouth is not None:
+        keep_out = mouth
+        mask[mouth > 0] = 0
     if used:
         face_area = np.zeros(mask.shape, np.uint8)
         for _, g in used:
             draw_face_oval(face_area, g, 255)
     if used or person_ok is not None:
-        keep_out = np.zeros(mask.shape, np.uint8)
+        keep_out = np.zeros(mask.shape, np.uint8) if keep_out is None else keep_out
         for _, g in used:
             draw_features(keep_out, g, 255, grow=p.feature_margin)
         if person_ok is not None:
