@@ -333,8 +333,11 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
             used = []                    # too small to sample: as if there were no face
         else:
             # Clothing the model admits at its margin: unlike skin as a region.
+            ovals = np.zeros(ycc.shape[:2], np.uint8)
+            for _, g in used:
+                draw_face_oval(ovals, g, 255)
             mask = drop_unlike_regions(classified.mask, ycc[..., 0], classified.distance, classified.texture,
-                                       regions)
+                                       ovals, len(used), regions)
             hair_like = classified.hair_like
     if mask is None:
         # No usable face: self-seed from the confident core of the colour box,

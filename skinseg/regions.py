@@ -15,7 +15,10 @@ mean of its pixels:
 
 - `drop_unlike_regions` (photos with a face): mean colour distance to the
   skin model plus `texture_weight` times how much rougher than
-  `typical_texture` it is; above `max_unlike`: not skin;
+  `typical_texture` it is; above `max_unlike`: not skin.  A region smaller
+  than a face gets `small_allowance` more (a hand is often lit, and coloured,
+  unlike the face the model was fitted to; a coat is large), and the faces
+  themselves are never dropped;
 - `drop_outside_person` (photos without a face, where the person segmenter
   saw a person around the skin): a region the person segmenter does not
   support is background (a wall, a shirt on a chair), provided enough of the
@@ -43,6 +46,7 @@ class RegionParams:
     edge_high: float = 50.0
     edge_blur: float = 1.0          # Gaussian sigma before Canny, pixels
     max_unlike: float = 2.0         # a region whose mean distance (+ texture term) is above this is not skin
+    small_allowance: float = 0.8    # ...plus this for a region smaller than a face (hands: lit unlike the face)
     texture_weight: float = 0.2     # per texture bin (adaptive.TEXTURE_BINS) above typical_texture
     typical_texture: float = 6.0    # the texture bin of smooth skin at the working size
     person_share: float = 0.3       # the segmenter is trusted when this share of the mask is inside the person
@@ -98,7 +102,7 @@ def _without(mask: np.ndarray, labels: np.ndarray, drop: np.ndarray) -> np.ndarr
 
 
 def drop_unlike_regions(mask: np.ndarray, luma: np.ndarray, distance: np.ndarray, texture: np.ndarray,
-                        p: RegionParams = RegionParams()) -> np.ndarray:
+                        faces: np.ndarray, face_count: int, p: RegionParams = RegionParams()) -> np.ndarray:
     """The mask without the regions that are, on average, unlike skin.
 
     Parameters
@@ -109,23 +113,33 @@ def drop_unlike_regions(mask: np.ndarray, luma: np.ndarray, distance: np.ndarray
         (Mahalanobis, colour_model.tables).
     texture : (H, W) uint8 texture bins (adaptive.TEXTURE_BINS of them;
         higher = rougher).
+    faces : (H, W) uint8, nonzero inside the faces' ovals: never dropped (an
+        edge-bounded region can run from a face into a coat).
+    face_count : int >= 1, how many faces `faces` holds (a face's size is
+        their mean area).
 
     Returns
     -------
     (H, W) uint8 0/255: mask without every edge-bounded region whose mean
     distance + texture_weight * (mean texture - typical_texture) exceeds
-    max_unlike.
+    max_unlike (max_unlike + small_allowance for regions smaller than a
+    face), but for the pixels inside the faces.
 
     Raises
     ------
-    ValueError if the arrays differ in size.
+    ValueError if the arrays differ in size or face_count < 1.
     """
-    if not (mask.shape == distance.shape == texture.shape):
-        raise ValueError("mask, distance and texture must have one size")
+    if not (mask.shape == distance.shape == texture.shape == faces.shape):
+        raise ValueError("mask, distance, texture and faces must have one size")
+    if face_count < 1:
+        raise ValueError(f"face_count must be at least 1, not {face_count}")
     count, labels = edge_regions(mask, luma, p)
     unlike = region_means(labels, count, np.minimum(distance, 10.0)) + \
         p.texture_weight * (region_means(labels, count, texture) - p.typical_texture)
-    return _without(mask, labels, unlike > p.max_unlike)
+    face_size = np.count_nonzero(faces) / face_count
+    smaller = np.bincount(labels.ravel(), minlength=count) < face_size
+    kept = _without(mask, labels, unlike > p.max_unlike + p.small_allowance * smaller)
+    return np.where(faces > 0, mask, kept)
 
 
 def drop_outside_person(mask: np.ndarray, luma: np.ndarray, person: Optional[np.ndarray],
