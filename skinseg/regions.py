@@ -49,6 +49,9 @@ class RegionParams:
     small_allowance: float = 0.8    # ...plus this for a region smaller than a face (hands: lit unlike the face)
     texture_weight: float = 0.2     # per texture bin (adaptive.TEXTURE_BINS) above typical_texture
     typical_texture: float = 6.0    # the texture bin of smooth skin at the working size
+    body_below: float = 0.25        # body_skin_share: the head is the face box grown by this x its height below,
+    body_around: float = 0.5        # ...and this x its size above and to the sides (hair, ears)
+    min_body_faces: float = 4.0     # ...and a body smaller than this many face boxes has no share (a portrait)
     person_share: float = 0.3       # the segmenter is trusted when this share of the mask is inside the person
     min_person_support: float = 0.2     # a region with less of its pixels inside the person is background
 
@@ -175,3 +178,43 @@ def drop_outside_person(mask: np.ndarray, luma: np.ndarray, person: Optional[np.
         return mask
     count, labels = edge_regions(mask, luma, p)
     return _without(mask, labels, region_means(labels, count, inside) < p.min_person_support)
+
+
+def body_skin_share(mask: np.ndarray, person: Optional[np.ndarray], face_boxes: list[tuple[int, int, int, int]],
+                    p: RegionParams = RegionParams(), threshold: float = 0.5) -> Optional[float]:
+    """How much of the people's bodies the mask calls skin: a photo where it
+    is most of them is a likely "clothes called skin" (report.py ranks it).
+
+    Parameters
+    ----------
+    mask : (H, W) uint8, nonzero = skin.
+    person : (H, W) float person probability in [0, 1], or None.
+    face_boxes : the faces' boxes (x0, y0, x1, y1) in the mask's pixels.
+    threshold : probability above which a pixel is inside a person.
+
+    Returns
+    -------
+    The share (0..1) of the person pixels outside the heads (each face box
+    grown by body_around above and to the sides, body_below below) that are
+    skin; None without a person map or a face, or when that body is smaller
+    than min_body_faces face boxes (a portrait: its body is a neck).
+
+    Raises
+    ------
+    ValueError if mask and person differ in size.
+    """
+    if person is None or not face_boxes:
+        return None
+    if person.shape != mask.shape:
+        raise ValueError(f"person map {person.shape} and mask {mask.shape} differ in size")
+    body = person >= threshold
+    face_area = 0
+    for x0, y0, x1, y1 in face_boxes:
+        w, h = x1 - x0, y1 - y0
+        face_area += w * h
+        body[max(0, int(y0 - p.body_around * h)):max(0, int(y1 + p.body_below * h)),
+             max(0, int(x0 - p.body_around * w)):max(0, int(x1 + p.body_around * w))] = False
+    size = np.count_nonzero(body)
+    if size == 0 or size < p.min_body_faces * face_area / len(face_boxes):
+        return None
+    return float(np.count_nonzero(body & (mask > 0))) / size

@@ -15,7 +15,14 @@ from skinseg.adaptive import adaptive_mask
 from skinseg.config import FaceParams, PipelineConfig, SkinParams
 from skinseg.mouth import find_mouth, teeth
 from skinseg.pipeline import segment
-from skinseg.regions import RegionParams, drop_outside_person, drop_unlike_regions, edge_regions, region_means
+from skinseg.regions import (
+    RegionParams,
+    body_skin_share,
+    drop_outside_person,
+    drop_unlike_regions,
+    edge_regions,
+    region_means,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,6 +111,24 @@ def test_a_wall_beside_a_hand_is_not_skin_without_a_face():
     assert estimate.mask[120, 130] == 255
     assert not estimate.mask[:, 256:].any()
     assert adaptive_mask(img, [], None, SkinParams()).mask[:, 256:].mean() > 200   # without the map: the wall
+
+
+def test_body_skin_share_measures_the_person_below_the_head():
+    person = np.zeros((200, 100), np.float32)
+    person[10:200, 20:80] = 1.0                     # a standing person
+    face = (40, 10, 60, 35)                         # a small face at the top
+    mask = np.zeros(person.shape, np.uint8)
+    mask[10:40, 35:65] = 255                        # the face (and neck) only
+    assert body_skin_share(mask, person, [face]) < 0.05
+    mask[40:200, 20:80] = 255                       # ... and the whole clothed body
+    assert body_skin_share(mask, person, [face]) > 0.9
+    assert body_skin_share(mask, None, [face]) is None
+    assert body_skin_share(mask, person, []) is None
+    portrait = np.zeros(person.shape, np.float32)
+    portrait[10:60, 20:80] = 1.0                    # head and shoulders: the body is a neck
+    assert body_skin_share(mask, portrait, [face]) is None
+    with pytest.raises(ValueError):
+        body_skin_share(mask, person[:10], [face])
 
 
 def synthetic_mouth(size=200, with_lips=True):
