@@ -18,7 +18,10 @@ mean of its pixels:
   `typical_texture` it is; above `max_unlike`: not skin.  A region smaller
   than a face gets `small_allowance` more (a hand is often lit, and coloured,
   unlike the face the model was fitted to; a coat is large), and the faces
-  themselves are never dropped;
+  themselves are never dropped.  Edges have gaps, so the same score is also
+  averaged over each pixel's neighbourhood with an edge-aware filter (a
+  domain transform guided by the luminance): a pixel whose neighbourhood is
+  far from skin on average is dropped too (a skirt joined to bare legs);
 - `drop_outside_person` (photos without a face, where the person segmenter
   saw a person around the skin): a region the person segmenter does not
   support is background (a wall, a shirt on a chair), provided enough of the
@@ -47,6 +50,10 @@ class RegionParams:
     edge_blur: float = 1.0          # Gaussian sigma before Canny, pixels
     max_unlike: float = 2.0         # a region whose mean distance (+ texture term) is above this is not skin
     small_allowance: float = 0.8    # ...plus this for a region smaller than a face (hands: lit unlike the face)
+    max_unlike_nearby: float = 2.6  # a pixel whose edge-aware neighbourhood is, on average, above this is not skin
+    nearby_sigma: float = 20.0      # ...the neighbourhood's reach (pixels of the working copy)
+    nearby_contrast: float = 40.0   # ...and the luminance step that stops it (domain transform's sigma_color)
+    nearby_scale: float = 0.5       # ...computed at this scale (a smooth quantity)
     texture_weight: float = 0.2     # per texture bin (adaptive.TEXTURE_BINS) above typical_texture
     typical_texture: float = 6.0    # the texture bin of smooth skin at the working size
     body_below: float = 0.25        # body_skin_share: the head is the face box grown by this x its height below,
@@ -126,7 +133,9 @@ def drop_unlike_regions(mask: np.ndarray, luma: np.ndarray, distance: np.ndarray
     (H, W) uint8 0/255: mask without every edge-bounded region whose mean
     distance + texture_weight * (mean texture - typical_texture) exceeds
     max_unlike (max_unlike + small_allowance for regions smaller than a
-    face), but for the pixels inside the faces.
+    face), and without every pixel where the same score, averaged over an
+    edge-aware neighbourhood of the mask, exceeds max_unlike_nearby; but for
+    the pixels inside the faces.
 
     Raises
     ------
@@ -142,7 +151,31 @@ def drop_unlike_regions(mask: np.ndarray, luma: np.ndarray, distance: np.ndarray
     face_size = np.count_nonzero(faces) / face_count
     smaller = np.bincount(labels.ravel(), minlength=count) < face_size
     kept = _without(mask, labels, unlike > p.max_unlike + p.small_allowance * smaller)
+    # Edges have gaps: a region can run from bare legs into a skirt, and be
+    # judged as their mix.  The same score averaged over each pixel's
+    # neighbourhood, stopped by edges but not needing them closed, catches
+    # the garment's part.
+    score = np.minimum(distance, 10.0).astype(np.float32) + \
+        np.float32(p.texture_weight) * (texture.astype(np.float32) - np.float32(p.typical_texture))
+    kept = kept.copy() if kept is mask else kept
+    kept[_edge_aware_mean(score, mask > 0, luma, p) > p.max_unlike_nearby] = 0
     return np.where(faces > 0, mask, kept)
+
+
+def _edge_aware_mean(values: np.ndarray, where: np.ndarray, luma: np.ndarray, p: RegionParams) -> np.ndarray:
+    """(H, W) float32: the mean of values over the pixels `where` in each
+    pixel's neighbourhood, weighted by a domain transform filter guided by
+    luma (normalised convolution), computed at nearby_scale."""
+    height, width = where.shape
+    size = (max(1, round(width * p.nearby_scale)), max(1, round(height * p.nearby_scale)))
+    weight = cv2.resize(where.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    total = cv2.resize(np.where(where, values, 0).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    guide = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+    sigma = p.nearby_sigma * p.nearby_scale
+    total = cv2.ximgproc.dtFilter(guide, total, sigma, p.nearby_contrast, cv2.ximgproc.DTF_RF)
+    weight = cv2.ximgproc.dtFilter(guide, weight, sigma, p.nearby_contrast, cv2.ximgproc.DTF_RF)
+    mean = total / np.maximum(weight, np.float32(1e-3))
+    return cv2.resize(mean, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def drop_outside_person(mask: np.ndarray, luma: np.ndarray, person: Optional[np.ndarray],

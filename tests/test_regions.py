@@ -84,6 +84,22 @@ def test_a_region_smaller_than_a_face_may_be_less_like_it():
     assert drop_unlike_regions(mask, luma, distance, texture, big_face, 1, no_allowance)[60, 100] == 0
 
 
+def test_the_unlike_part_of_a_region_that_runs_across_a_gap_in_the_edges_is_dropped():
+    """Bare legs joined to a skirt without an edge between them: the region
+    as a whole passes, the skirt's part, judged by its neighbourhood, does not."""
+    mask = np.full((120, 240), 255, np.uint8)
+    luma = np.full(mask.shape, 120, np.uint8)          # no edge anywhere
+    distance = np.full(mask.shape, 1.0, np.float32)
+    distance[:, 150:] = 3.2                              # 38 % of the region: mean 1.8, below max_unlike
+    texture = np.full(mask.shape, 6, np.uint8)
+    faces = np.zeros(mask.shape, np.uint8)
+    faces[:5, :5] = 255
+    out = drop_unlike_regions(mask, luma, distance, texture, faces, 1)
+    assert out[:, :120].all() and not out[:, 190:].any()
+    far = RegionParams(max_unlike_nearby=5.0)
+    assert drop_unlike_regions(mask, luma, distance, texture, faces, 1, far).all()
+
+
 def test_a_region_outside_the_person_is_dropped_only_where_the_segmenter_saw_the_skin():
     luma, mask = two_halves()
     person = np.zeros(mask.shape, np.float32)
