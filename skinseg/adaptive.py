@@ -17,10 +17,15 @@ person in the photo is learnt from the face and applied to the whole image:
    image): a pixel the model admits is skin if skin explains it better than
    the image's other colours (pixels far from the model or outside the
    person) and than its hair (sampled in the zone around the face where hair
-   grows); the person segmenter's background is dropped;
+   grows); the person segmenter's background is dropped; then regions
+   (regions.py): what lies between the photo's edges and is, on average,
+   unlike the face's skin by colour and texture is not skin (clothing the
+   model admits at its margin);
 5. eyes, brows, lips and the mouth, nostrils are cut out with their outlines;
 6. no usable face: the same model, seeded from the confident core of the
-   colour box (--hsv/--ycrcb bounds);
+   colour box (--hsv/--ycrcb bounds); a region the person segmenter does not
+   support is dropped where it saw the skin as a person (a wall beside a
+   hand), and a mouth found by its teeth (mouth.py) is not skin;
 7. self-check: a mask over nearly the whole photo that the model grew far
    beyond the colour box keeps only additions close to the box's pixels.
 
