@@ -216,7 +216,7 @@ MIN_SAMPLES = 200
 class Classified(NamedTuple):
     mask: np.ndarray                  # 0/255 skin
     hair_like: Optional[np.ndarray]   # 0/255 colours of this person's hair (when a hair colour was sampled)
-    distance: np.ndarray              # float32: each pixel's distance to the skin model (regions.py)
+    distance: np.ndarray              # float32 per colour bin: distance to the skin model (regions.py)
     texture: np.ndarray               # uint8: each pixel's texture bin (regions.py)
 
 
@@ -282,7 +282,7 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     mask = np.take(decision.ravel(), index)
     if person_ok is not None:
         mask[~person_ok] = 0
-    distance = np.sqrt(np.minimum(colour_model.lookup(d2.astype(np.float32), bins), np.float32(100.0)))
+    distance = np.sqrt(np.minimum(d2, 100.0)).astype(np.float32)
     return Classified(mask, hair_like, distance, texture)
 
 
@@ -341,8 +341,10 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
             ovals = np.zeros(ycc.shape[:2], np.uint8)
             for _, g in used:
                 draw_face_oval(ovals, g, 255)
-            mask = drop_unlike_regions(classified.mask, ycc[..., 0], classified.distance, classified.texture,
-                                       ovals, len(used), regions)
+            coarse = regions.coarse
+            mask = drop_unlike_regions(classified.mask, ycc[..., 0],
+                                       colour_model.lookup(classified.distance, bins[::coarse, ::coarse]),
+                                       classified.texture[::coarse, ::coarse], ovals, len(used), regions)
             hair_like = classified.hair_like
     if mask is None:
         # No usable face: self-seed from the confident core of the colour box,

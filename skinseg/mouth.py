@@ -41,7 +41,7 @@ def teeth(ycc: np.ndarray, skin: np.ndarray, p: MouthParams = MouthParams()) -> 
 
     Returns
     -------
-    (H, W) bool; all False when there is no skin.
+    (H, W) uint8, 255 = teeth-like; all 0 when there is no skin.
 
     Raises
     ------
@@ -49,12 +49,27 @@ def teeth(ycc: np.ndarray, skin: np.ndarray, p: MouthParams = MouthParams()) -> 
     """
     if ycc.shape[:2] != skin.shape:
         raise ValueError(f"image {ycc.shape} and mask {skin.shape} differ in size")
-    on_skin = skin > 0
-    if not on_skin.any():
-        return np.zeros(skin.shape, bool)
-    y = ycc[..., 0].astype(np.float32)
-    chroma = np.hypot(ycc[..., 1].astype(np.float32) - 128, ycc[..., 2].astype(np.float32) - 128)
-    return (y > p.brighter * np.median(y[on_skin])) & (chroma < p.neutral * np.median(chroma[on_skin]))
+    on_skin = cv2.compare(skin, 0, cv2.CMP_GT)
+    if not cv2.countNonZero(on_skin):
+        return np.zeros(skin.shape, np.uint8)
+    y, chroma = cv2.extractChannel(ycc, 0), _chroma(ycc)
+    bright = cv2.compare(y, p.brighter * _median(y, on_skin), cv2.CMP_GT)
+    # The chroma's median from its histogram (to the nearest unit), the test on the exact values.
+    neutral = cv2.compare(chroma, p.neutral * _median(cv2.convertScaleAbs(chroma), on_skin), cv2.CMP_LT)
+    return cv2.bitwise_and(bright, neutral)
+
+
+def _chroma(ycc: np.ndarray) -> np.ndarray:
+    """(H, W) float32: each pixel's distance from neutral grey in the (Cr, Cb) plane."""
+    cr = cv2.absdiff(cv2.extractChannel(ycc, 1), 128).astype(np.float32)
+    cb = cv2.absdiff(cv2.extractChannel(ycc, 2), 128).astype(np.float32)
+    return cv2.magnitude(cr, cb)
+
+
+def _median(channel: np.ndarray, where: np.ndarray) -> float:
+    """The median of a uint8 channel over the pixels where `where` (uint8) is nonzero."""
+    counts = cv2.calcHist([channel], [0], where, [256], [0, 256]).ravel()
+    return float(np.searchsorted(np.cumsum(counts), counts.sum() / 2))
 
 
 def find_mouth(ycc: np.ndarray, skin: np.ndarray, p: MouthParams = MouthParams()) -> Optional[np.ndarray]:
@@ -79,7 +94,7 @@ def find_mouth(ycc: np.ndarray, skin: np.ndarray, p: MouthParams = MouthParams()
     ------
     ValueError if ycc and skin differ in size.
     """
-    tooth = np.where(teeth(ycc, skin, p), 255, 0).astype(np.uint8)
+    tooth = teeth(ycc, skin, p)
     height, width = skin.shape
     if cv2.countNonZero(tooth) < p.min_area * tooth.size:
         return None
@@ -87,15 +102,19 @@ def find_mouth(ycc: np.ndarray, skin: np.ndarray, p: MouthParams = MouthParams()
     gap = max(1, round(0.01 * min(height, width)))
     band = cv2.morphologyEx(tooth, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * gap + 1, gap + 1)))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(band, connectivity=8)
+    x, y, w, h, area = stats.T
+    bands = np.flatnonzero((area >= p.min_area * tooth.size) & (w >= p.min_aspect * h) & (area >= p.min_fill * w * h))
+    if not len(bands) or bands[0] == 0 and len(bands) == 1:
+        return None
     # Lips: pinker than the skin (more red and more blue).
-    on_skin = skin > 0
-    cr, cb = ycc[..., 1].astype(np.int16), ycc[..., 2].astype(np.int16)
-    lip_like = (cr > np.median(cr[on_skin]) + p.lip_red) & (cb > np.median(cb[on_skin]))
+    on_skin = cv2.compare(skin, 0, cv2.CMP_GT)
+    cr, cb = cv2.extractChannel(ycc, 1), cv2.extractChannel(ycc, 2)
+    lip_like = (cr > _median(cr, on_skin) + p.lip_red) & (cb > _median(cb, on_skin))
     mouth = np.zeros(skin.shape, np.uint8)
-    for label in range(1, count):
-        x, y, w, h, area = stats[label]
-        if area < p.min_area * tooth.size or w < p.min_aspect * h or area < p.min_fill * w * h:
+    for label in bands:
+        if label == 0:
             continue
+        x, y, w, h, area = stats[label]
         ring = cv2.dilate(np.where(labels == label, 255, 0).astype(np.uint8),
                           cv2.getStructuringElement(cv2.MORPH_RECT, (3, 2 * max(1, round(p.lips * h)) + 1)))
         ring[labels == label] = 0

@@ -25,6 +25,7 @@ from skinseg.regions import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+C = RegionParams().coarse        # distance and texture are given on every C-th row and column
 
 
 def two_halves(size=120):
@@ -55,18 +56,18 @@ def test_a_region_unlike_skin_on_average_is_dropped_and_the_face_is_kept():
     texture = np.full(mask.shape, 6, np.uint8)
     faces = np.zeros(mask.shape, np.uint8)
     cv2.circle(faces, (100, 20), 6, 255, -1)    # a (small) face inside the coat's region
-    out = drop_unlike_regions(mask, luma, distance, texture, faces, 1)
+    out = drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], faces, 1)
     assert out[:, :58].all() and not out[60:, 62:].any()
     assert out[faces > 0].all()             # the face's own pixels are never dropped
     # Rough (knit, fur): a texture term pushes a region whose colour alone passes over the line.
     distance[:, 60:] = 1.5
-    assert drop_unlike_regions(mask, luma, distance, texture, faces, 1)[60, 100] == 255
+    assert drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], faces, 1)[60, 100] == 255
     texture[:, 60:] = 12
-    assert drop_unlike_regions(mask, luma, distance, texture, faces, 1)[60, 100] == 0
+    assert drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], faces, 1)[60, 100] == 0
     with pytest.raises(ValueError):
-        drop_unlike_regions(mask, luma, distance[:5], texture, faces, 1)
+        drop_unlike_regions(mask, luma, distance, texture[::C, ::C], faces, 1)
     with pytest.raises(ValueError):
-        drop_unlike_regions(mask, luma, distance, texture, faces, 0)
+        drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], faces, 0)
 
 
 def test_a_region_smaller_than_a_face_may_be_less_like_it():
@@ -78,10 +79,11 @@ def test_a_region_smaller_than_a_face_may_be_less_like_it():
     big_face, small_face = np.zeros(mask.shape, np.uint8), np.zeros(mask.shape, np.uint8)
     big_face[:, :70] = 255                  # one face larger than the right half
     small_face[:10, :10] = 255              # a face of 100 pixels: the right half is far larger
-    assert drop_unlike_regions(mask, luma, distance, texture, big_face, 1)[60, 100] == 255
-    assert drop_unlike_regions(mask, luma, distance, texture, small_face, 1)[60, 100] == 0
+    assert drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], big_face, 1)[60, 100] == 255
+    assert drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], small_face, 1)[60, 100] == 0
     no_allowance = RegionParams(small_allowance=0.0)
-    assert drop_unlike_regions(mask, luma, distance, texture, big_face, 1, no_allowance)[60, 100] == 0
+    strict = drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], big_face, 1, no_allowance)
+    assert strict[60, 100] == 0
 
 
 def test_the_unlike_part_of_a_region_that_runs_across_a_gap_in_the_edges_is_dropped():
@@ -94,10 +96,10 @@ def test_the_unlike_part_of_a_region_that_runs_across_a_gap_in_the_edges_is_drop
     texture = np.full(mask.shape, 6, np.uint8)
     faces = np.zeros(mask.shape, np.uint8)
     faces[:5, :5] = 255
-    out = drop_unlike_regions(mask, luma, distance, texture, faces, 1)
+    out = drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], faces, 1)
     assert out[:, :120].all() and not out[:, 190:].any()
     far = RegionParams(max_unlike_nearby=5.0)
-    assert drop_unlike_regions(mask, luma, distance, texture, faces, 1, far).all()
+    assert drop_unlike_regions(mask, luma, distance[::C, ::C], texture[::C, ::C], faces, 1, far).all()
 
 
 def test_a_region_outside_the_person_is_dropped_only_where_the_segmenter_saw_the_skin():
