@@ -342,7 +342,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
             for _, g in used:
                 draw_face_oval(ovals, g, 255)
             coarse = regions.coarse
-            mask = drop_unlike_regions(classified.mask, ycc[..., 0],
+            mask = drop_unlike_regions(classified.mask, cv2.extractChannel(ycc, 0),
                                        colour_model.lookup(classified.distance, bins[::coarse, ::coarse]),
                                        classified.texture[::coarse, ::coarse], ovals, len(used), regions)
             hair_like = classified.hair_like
@@ -357,7 +357,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
                 classified = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
                 # A wall or a shirt beside a hand: outside the person the segmenter sees.
                 mask = None if classified is None else \
-                    drop_outside_person(classified.mask, ycc[..., 0], person, regions, p.person_thresh)
+                    drop_outside_person(classified.mask, cv2.extractChannel(ycc, 0), person, regions, p.person_thresh)
                 break
         if mask is None:
             mask = box.copy()        # little or no skin: a model would be fitted to noise

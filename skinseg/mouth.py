@@ -20,6 +20,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class MouthParams:
+    work_side: int = 320              # looked for on every n-th row and column that leaves this short side (or more)
     neutral: float = 0.45             # teeth: chroma below this share of the skin's median chroma...
     brighter: float = 1.0             # ...and luminance above this times the skin's median
     min_area: float = 0.004           # the teeth's band covers at least this share of the photo
@@ -82,7 +83,8 @@ def find_mouth(ycc: np.ndarray, skin: np.ndarray, p: MouthParams = MouthParams()
 
     Returns
     -------
-    (H, W) uint8 0/255: every band of teeth (teeth pixels joined by a closing,
+    (H, W) uint8 0/255, looked for on every n-th row and column that leaves
+    a short side of at least work_side: every band of teeth (teeth pixels joined by a closing,
     at least min_area of the photo, min_aspect times wider than high, filling
     min_fill of its box, framed above and below by at least min_lips of
     lip-coloured pixels), as its convex hull grown by `lips` times its
@@ -94,6 +96,14 @@ def find_mouth(ycc: np.ndarray, skin: np.ndarray, p: MouthParams = MouthParams()
     ------
     ValueError if ycc and skin differ in size.
     """
+    if ycc.shape[:2] != skin.shape:
+        raise ValueError(f"image {ycc.shape} and mask {skin.shape} differ in size")
+    full_shape = skin.shape
+    step = max(1, min(full_shape) // p.work_side)     # teeth are a band, not a detail
+    if step > 1:        # contiguous copies: OpenCV is slow on strided views
+        size = (-(-full_shape[1] // step), -(-full_shape[0] // step))
+        ycc = cv2.resize(ycc, size, interpolation=cv2.INTER_NEAREST)
+        skin = cv2.resize(skin, size, interpolation=cv2.INTER_NEAREST)
     tooth = teeth(ycc, skin, p)
     height, width = skin.shape
     if cv2.countNonZero(tooth) < p.min_area * tooth.size:
@@ -132,4 +142,6 @@ def find_mouth(ycc: np.ndarray, skin: np.ndarray, p: MouthParams = MouthParams()
         _, parts = cv2.connectedComponents(not_skin, connectivity=8)
         touching = np.unique(parts[near > 0])
         mouth |= np.where(np.isin(parts, touching[touching > 0]), 255, 0).astype(np.uint8)
-    return mouth if mouth.any() else None
+    if not mouth.any():
+        return None
+    return np.repeat(np.repeat(mouth, step, axis=0), step, axis=1)[:full_shape[0], :full_shape[1]]
