@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from throughput import eval_photos, make_dataset  # noqa: E402
 
 from skinseg import outputs  # noqa: E402
-from skinseg.adaptive import adaptive_mask  # noqa: E402
+from skinseg.adaptive import adaptive_mask, candidate_faces  # noqa: E402
 from skinseg.cleanup import clean_mask  # noqa: E402
 from skinseg.config import PipelineConfig  # noqa: E402
 from skinseg.dermoscopy import within_field_of_view  # noqa: E402
@@ -70,8 +70,10 @@ def main() -> None:
             t = lap("face detection", t)
             faces = with_meshes(mesher, small, faces, MESHED_FACES)
             t = lap("face mesh (faces only)", t)
-            person = segmenter.probability(small) if segmenter else None
-            t = lap("person segmentation", t)
+            # As pipeline.segment: without a face, only if the adaptive method asks (then timed inside it).
+            person = None if not segmenter else segmenter.probability(small) if candidate_faces(faces) else \
+                (lambda: segmenter.probability(small))
+            t = lap("person segmentation (faces; others inside the adaptive model)", t)
             estimate = adaptive_mask(small, faces, person, config.skin)
             t = lap("adaptive skin model", t)
             mask = clean_mask(estimate.mask, config.cleanup)

@@ -39,7 +39,7 @@ clean-up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Union
 
 import cv2
 import numpy as np
@@ -101,6 +101,7 @@ class AdaptiveParams:
     balloon_reach: float = 0.015    # additions are kept only this close to the box's pixels (share of the short side)
     # --- no usable face
     min_core_fraction: float = 0.01
+    close_up_core: float = 0.5      # a core this share of the photo: a close-up, not judged by the person segmenter
     self_maha_thresh: float = 3.5   # wider than maha_thresh: the core of a rule mask is a noisier seed
 
 
@@ -287,6 +288,7 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
 
 
 DEFAULT_REGIONS = RegionParams()
+Person = Union[np.ndarray, Callable[[], np.ndarray], None]     # adaptive_mask's person map, or how to get it
 
 
 class SkinEstimate(NamedTuple):
@@ -299,16 +301,22 @@ class SkinEstimate(NamedTuple):
     close_up: bool                    # no plausible face at all: a skin close-up (lesions.py, dermoscopy.py)
 
 
-def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarray], rules: SkinParams,
+def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: SkinParams,
                   p: AdaptiveParams = AdaptiveParams(), regions: RegionParams = DEFAULT_REGIONS) -> SkinEstimate:
     """The skin mask of the working copy, the faces that seeded it, and what
     later stages (lesions.py) must leave out.
 
     bgr is the working copy; faces are in its coordinates; person is the
-    person-probability map of the same size, or None (with a face it drops
-    the background around the people; without one it only judges regions,
-    regions.drop_outside_person).
+    person-probability map of the same size, a function that computes it
+    when asked (the segmenter costs about 5 ms: without a face it is asked
+    only when needed), or None.  With a face it drops the background around
+    the people; without one it only judges regions (regions.drop_outside_person),
+    and not on a close-up that the colour box's core fills more than
+    close_up_core of (no background beside the skin to judge).
     """
+    person_later = person if callable(person) else None
+    if person_later is not None:
+        person = person_later() if candidate_faces(faces, p) else None
     ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     used: list[tuple[Face, FaceGeometry]] = []
     seed = np.zeros(ycc.shape[:2], np.uint8)
@@ -354,6 +362,8 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         for seed_box in (box, _wide_box(ycc)):
             core = cv2.erode(seed_box, disk(2), iterations=2)
             if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
+                if person_later is not None and cv2.countNonZero(core) < p.close_up_core * core.size:
+                    person = person_later()
                 classified = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
                 # A wall or a shirt beside a hand: outside the person the segmenter sees.
                 mask = None if classified is None else \

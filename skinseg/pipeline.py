@@ -22,7 +22,7 @@ import numpy as np
 
 from . import outputs
 from ._quiet import native_stderr_silenced
-from .adaptive import AdaptiveParams, adaptive_mask
+from .adaptive import AdaptiveParams, Person, adaptive_mask, candidate_faces
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
@@ -238,7 +238,7 @@ def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
     return crop_region(faces, config.face, width, height, skin)
 
 
-def working_mask(small: np.ndarray, faces: list[Face], person: Optional[np.ndarray],
+def working_mask(small: np.ndarray, faces: list[Face], person: Person,
                  config: PipelineConfig) -> tuple[np.ndarray, list[Face]]:
     """The adaptive method on the working copy: skin estimate, clean-up, the
     lesions put back (and a dermoscope's field of view); (0/255 mask, the
@@ -273,10 +273,13 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
         small_faces = with_meshes(engines.mesher, small, small_faces, MESHED_FACES)
     person = None
     if engines.segmenter is not None and config.skin.person_segmentation:
-        # With a face: the people's outline; without: which skin regions a person supports (regions.py).
-        person = engines.segmenter.probability(small)
+        # With a face: the people's outline; without: which skin regions a person supports
+        # (regions.py), computed only if the adaptive method asks (not on close-ups).
+        segmenter = engines.segmenter
+        person = segmenter.probability(small) if candidate_faces(small_faces) else \
+            (lambda: segmenter.probability(small))
     mask, used = working_mask(small, small_faces, person, config)
-    body_skin = body_skin_share(mask, person, [face.box for face in used])
+    body_skin = body_skin_share(mask, None if callable(person) else person, [face.box for face in used])
     if scale != 1.0:
         mask = full_size_mask(mask, width, height)
     # Crop only to faces that proved real by seeding the skin model.
