@@ -149,6 +149,25 @@ def test_body_skin_share_measures_the_person_below_the_head():
         body_skin_share(mask, person[:10], [face])
 
 
+def test_without_a_face_the_segmenter_is_asked_only_off_close_ups():
+    """It costs about 4 ms: a close-up the skin fills has no background for it to judge."""
+    asked = []
+
+    def person_of(shape):
+        def compute():
+            asked.append(shape)
+            return np.full(shape, 0.95, np.float32)
+        return compute
+
+    hand = noisy(np.full((240, 320, 3), (60, 60, 60), np.uint8))
+    cv2.ellipse(hand, (130, 120), (70, 45), 0, 0, 360, (105, 140, 205), -1)
+    adaptive_mask(hand, [], person_of(hand.shape[:2]), SkinParams())
+    assert len(asked) == 1
+    close_up = noisy(np.full((240, 320, 3), (105, 140, 205), np.uint8))
+    estimate = adaptive_mask(close_up, [], person_of(close_up.shape[:2]), SkinParams())
+    assert len(asked) == 1 and estimate.mask.mean() > 200
+
+
 def synthetic_mouth(size=200, with_lips=True):
     """Skin with a smile: a band of teeth (white, with dark gaps) framed by
     pink lips; returns the YCrCb image and a skin mask around the mouth."""
