@@ -199,7 +199,8 @@ def _check_order(name_min: str, low, name_max: str, high, wrap_first: bool) -> N
                                      "[--method rules: 0].")
 @click.option("--person-segmentation/--no-person-segmentation", default=True, show_default=True,
               help="adaptive: drop skin-coloured background around people found by MediaPipe's selfie "
-                   "segmenter (used when a face is found; without its model: a recorded fallback, not used).")
+                   "segmenter (without a face: skin regions it does not see as part of a person; without its "
+                   "model: a recorded fallback, not used).")
 @click.option("--person-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe selfie segmenter .tflite (default: downloaded to the cache).")
 @click.option("--face-mesh/--no-face-mesh", default=True, show_default=True,

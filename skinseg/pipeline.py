@@ -22,7 +22,7 @@ import numpy as np
 
 from . import outputs
 from ._quiet import native_stderr_silenced
-from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
+from .adaptive import AdaptiveParams, Person, adaptive_mask, candidate_faces
 from .buildinfo import ModelUses
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
@@ -43,6 +43,7 @@ from .lesions import fill_lesions
 from .mesh import FaceMesher, open_mesher, plan_mesher, with_meshes
 from .models import ModelPlan
 from .person import PersonSegmenter, open_segmenter, plan_segmenter
+from .regions import body_skin_share
 from .skin import rules_mask
 from .state import STORED_SKIN_DIR
 
@@ -84,6 +85,7 @@ class Record:
     crop: Optional[list[int]] = None     # [x0, y0, x1, y1], exclusive ends
     face: Optional[dict] = None
     skin_fraction: Optional[float] = None
+    body_skin: Optional[float] = None    # share of the people's bodies (below the faces) that is skin, when measured
     fingerprint: Optional[str] = None    # segmentation + rendering: everything that decides the files
     segmentation: Optional[str] = None   # what decides mask and crop: source file, parameters, models
     rendering: Optional[str] = None      # how the files were rendered: 8 hex for the image, 8 for the masks
@@ -234,6 +236,7 @@ class Segmentation:
     region: tuple[int, int, int, int]        # x0, y0, x1, y1 in image pixels
     face: Optional[Face]                     # the best face
     faces: list[Face] = field(default_factory=list)     # the faces the region was decided from
+    body_skin: Optional[float] = None        # regions.body_skin_share: how much of the people's bodies is skin
 
 
 def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
@@ -241,7 +244,7 @@ def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
     return crop_region(faces, config.face, width, height, skin)
 
 
-def working_mask(small: np.ndarray, faces: list[Face], person: Optional[np.ndarray],
+def working_mask(small: np.ndarray, faces: list[Face], person: Person,
                  config: PipelineConfig) -> tuple[np.ndarray, list[Face]]:
     """The adaptive method on the working copy: skin estimate, clean-up, the
     lesions put back (and a dermoscope's field of view); (0/255 mask, the
@@ -275,15 +278,20 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
     if engines.mesher is not None and config.uses_face_mesh:
         small_faces = with_meshes(engines.mesher, small, small_faces, MESHED_FACES)
     person = None
-    if engines.segmenter is not None and config.skin.person_segmentation and candidate_faces(small_faces):
-        person = engines.segmenter.probability(small)     # only where a face makes it useful
+    if engines.segmenter is not None and config.skin.person_segmentation:
+        # With a face: the people's outline; without: which skin regions a person supports
+        # (regions.py), computed only if the adaptive method asks (not on close-ups).
+        segmenter = engines.segmenter
+        person = segmenter.probability(small) if candidate_faces(small_faces) else \
+            (lambda: segmenter.probability(small))
     mask, used = working_mask(small, small_faces, person, config)
+    body_skin = body_skin_share(mask, None if callable(person) else person, [face.box for face in used])
     if scale != 1.0:
         mask = full_size_mask(mask, width, height)
     # Crop only to faces that proved real by seeding the skin model.
     faces = [f.scaled(1 / scale) for f in used]
     x0, y0, x1, y1 = region = _region(faces, config, width, height, mask)
-    return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, best_face(faces), faces)
+    return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, best_face(faces), faces, body_skin)
 
 
 def _write_files(runtime: Runtime, files: dict[str, bytes]) -> None:
@@ -359,6 +367,7 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     record.face = result.face.to_record() if result.face is not None else None
     fraction = skin_fraction(result.mask)
     record.skin_fraction = round(fraction, 6)
+    record.body_skin = None if result.body_skin is None else round(result.body_skin, 4)
     # A face that seeded the skin model is skin the photo has: such a photo is
     # never skipped, however small its people are in the frame.
     proven = config.skin.method == "adaptive" and result.face is not None

@@ -58,6 +58,7 @@ BINS = 20
 LOW, HIGH = 0.10, 0.95      # skin fractions that are suspicious in themselves
 FACE_LOW = 0.25             # a face crop with less skin than this missed skin (or the face is wrong)
 FACE_COMMON = 0.8           # a face is expected when at least this share of the class has one
+BODY_SKIN = 0.5             # most of the people's bodies called skin: clothing counted (Record.body_skin)
 FLAG_WEIGHT = 0.5
 NO_FACE_WEIGHT = 0.25
 
@@ -141,6 +142,9 @@ def _rank_suspects(written: list[Record], face_on: bool, count: int) -> list[tup
         if face_crop and fraction < FACE_LOW:
             score += FLAG_WEIGHT
             reasons.append("face found, little skin in its crop")
+        if (record.body_skin or 0.0) > BODY_SKIN:
+            score += FLAG_WEIGHT
+            reasons.append(f"{record.body_skin:.0%} of the person's body is skin: clothing counted?")
         if face_on and record.face is None and face_rate[name] >= FACE_COMMON:
             score += NO_FACE_WEIGHT
             reasons.append(f"no face, {face_rate[name]:.0%} of the class have one")
@@ -463,7 +467,8 @@ def _suspects_section(ranked: list[tuple[Record, float, list[str]]], thumbs: dic
     return ('<h2 id="suspects">Most likely wrong first</h2><p class="cap">Written images ranked by a score: the '
             f"distance of the skin fraction from its class median, +{FLAG_WEIGHT:g} if it is below {LOW:.0%}, or above "
             f"{HIGH:.0%} around a face (a whole photo all skin is a close-up), +{FLAG_WEIGHT:g} if a "
-            f"face was found but less than {FACE_LOW:.0%} of its crop is skin, "
+            f"face was found but less than {FACE_LOW:.0%} of its crop is skin, +{FLAG_WEIGHT:g} if more than "
+            f"{BODY_SKIN:.0%} of the people's bodies (below their faces) is skin, "
             f"+{NO_FACE_WEIGHT:g} if no face was found in a class where at least {FACE_COMMON:.0%} of the images "
             "have one. Each image: the photo with its crop outlined, the crop, its skin, the mask over the crop "
             "(click for the full-size files).</p>"

@@ -232,6 +232,18 @@ def test_close_ups_all_skin_are_not_flagged_but_face_crops_are():
     assert [r.source for r, _, _ in _rank_suspects(records, True, 2)] == ["little", "hair_counted"]
 
 
+def test_a_person_whose_body_is_mostly_skin_comes_first():
+    """Clothes called skin: the mask covers most of the person below the face."""
+    crop = [20, 20, 80, 80]
+    records = [_record(f"dressed{i}", 0.3, True, crop) for i in range(6)]
+    records += [_record("coat_called_skin", 0.3, True, crop), _record("portrait", 0.3, True, crop)]
+    records[0].body_skin, records[6].body_skin = 0.1, 0.8
+    ranked = _rank_suspects(records, {}, 3)
+    assert ranked[0][0].source == "coat_called_skin"
+    assert any("80% of the person's body is skin" in why for why in ranked[0][2])
+    assert all(score == 0 for record, score, _ in ranked[1:])    # no body measured, or one mostly dressed
+
+
 def test_unreadable_source_is_listed_without_thumbnails(tmp_path):
     src = make_dataset(tmp_path / "src", {"train/A/1.jpg": skin_image(), "train/A/2.jpg": skin_image()})
     dst = tmp_path / "dst"
