@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, read_manifest, run_cli
+from skinseg.buildinfo import read_build_info
 from skinseg.pipeline import Record
 from skinseg.report import write_report
 
@@ -138,7 +139,7 @@ def test_report_loads_cleanly_in_chromium(tmp_path):
     dst = tmp_path / "dst"
     run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", expect=1)
     records = [Record(**row) for row in read_manifest(dst)]
-    report = dst / write_report(dst, src, records, json.loads((dst / "build.json").read_text()))[0]
+    report = dst / write_report(dst, src, records, read_build_info(dst))[0]
 
     screenshot = tmp_path / "report.png"
     errors, broken = load(report.as_uri(), screenshot, tmp_path / "profile")
