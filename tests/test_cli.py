@@ -12,7 +12,7 @@ from skinseg.outputs import class_color
 
 MANIFEST_KEYS = {"source", "split", "class_name", "class_id", "status", "reason", "image", "mask", "preview",
                  "skin_mask",
-                 "size", "crop", "face", "skin_fraction", "fingerprint", "segmentation", "rendering"}
+                 "size", "crop", "face", "skin_fraction", "fingerprint", "segmentation", "rendering", "checks"}
 
 
 @pytest.fixture
