@@ -11,7 +11,9 @@ copies.  Times `neardup.near_pairs` and `neardup.groups` (median of
 arrays), checks that every planted pair is found and no pair is further than
 --radius apart, and prints what comparing every pair would cost (timed on a
 5 000-hash slice and scaled by the number of pairs).  --verify also compares
-with every pair at full size (slow: minutes).
+with every pair at full size (slow: minutes).  Then times the build's whole
+final check, `datachecks.assess`, on --count written records carrying these
+hashes (as a build's last step sees them: dicts read from the journal).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from skinseg import neardup  # noqa: E402
+from skinseg.datachecks import assess  # noqa: E402
 
 
 def photo_like(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -126,6 +130,14 @@ def main() -> None:
     scale = (args.count * (args.count - 1)) / (len(part) * (len(part) - 1))
     print(f"every pair of 5 000 hashes: {brute_seconds:.2f} s, same pairs as near_pairs: {brute == mine}; "
           f"at {args.count}: about {brute_seconds * scale:.0f} s")
+    records = [SimpleNamespace(source=f"{('train', 'valid', 'test')[i % 3]}/C{i % 7}/{i:06d}.jpg",
+                               split=("train", "valid", "test")[i % 3], class_name=f"C{i % 7}", status="written",
+                               checks={"phash": f"{int(h):016x}", "pixels": f"{i:016x}", "sharpness": 30.0 + i % 50,
+                                       "detail": 400.0, "luma": 120.5, "luma_p99": 240, "clipped": 0.01})
+               for i, h in enumerate(hashes)]
+    seconds, peak, found_checks = timed(lambda: assess(records), args.repeat)
+    print(f"datachecks.assess on {len(records)} records: {seconds:.2f} s (median of {args.repeat}), peak "
+          f"{peak:.1f} MB, {len(found_checks.duplicates)} groups")
     if args.verify:
         started = time.perf_counter()
         print(f"every pair at full size: same pairs: {brute_pairs(hashes, args.radius) == found} "
