@@ -64,7 +64,9 @@ def _thumb(source: str, thumbs: dict) -> str:
 
 
 def _group_row(number: int, group: DuplicateGroup, thumbs: dict) -> list[str]:
-    kind = "same pixels" if group.kind == "exact" else f"near (up to {max(i.distance for i in group.images)} bits)"
+    farthest = max(i.distance for i in group.images)
+    kind = ("same pixels" if group.kind == "exact" else
+            "near: the same hash" if farthest == 0 else f"near: hashes up to {farthest} bits apart")
     photos = "<br>".join(f"{_e(i.source)} <span class=\"muted\">({_e(i.split)} · {_e(i.class_name)}"
                          + (f" · {i.distance} bits" if group.kind == "near" else "") + ")</span>"
                          for i in group.images)
@@ -116,7 +118,7 @@ def section(checks: Optional[DataChecks], thumbs: dict) -> str:
             continue
         rows = [[_e(f.source), _e(f.split), _e(f.class_name),
                  f"sharpness {f.measures['sharpness']:g}, detail {f.measures['detail']:g}, mean luma "
-                 f"{f.measures['luma']:.0f}, 99 % below {f.measures['luma_p99']:g}, "
+                 f"{f.measures['luma']:.0f}, 99 % of it at or below {f.measures['luma_p99']:g}, "
                  f"{f.measures['clipped']:.0%} blown out", _thumb(f.source, thumbs)] for f in flagged[:LISTED]]
         out.append(title + _rule(flag, t) + _table(f"flagged-{flag}", ["file", "split", "class", "measures", ""], rows)
                    + _more(len(flagged)))
