@@ -14,7 +14,8 @@ different, but for the duplicates the sets really hold):
    resized, cropped, brighter, darker) that stay within each distance of the
    photo;
 3. the quality flags: which photos they flag (every flagged photo named),
-   and the share of blurred, darkened and over-exposed copies they flag;
+   what two simpler rules would flag instead, and the share of blurred,
+   darkened and over-exposed copies they flag;
 4. cost: milliseconds per photo of `dataquality.measure` and of each of its
    parts on --timing photos of --size px (median; one thread), with the
    load average.
@@ -174,6 +175,13 @@ def flags(names: list[str], images: list[np.ndarray], found: list[dq.ImageChecks
         for name, c in flagged:
             print(f"  {name}  sharpness {c.sharpness:.1f} detail {c.detail:.1f} luma {c.luma:.0f} "
                   f"p99 {c.luma_p99} clipped {c.clipped:.2f}")
+    print("\nRejected rules, on the same photos:")
+    by_set = Counter(n.split("/")[0] for n, c in zip(names, found) if c.luma < 40)
+    print(f"  dark = mean luma < 40: {sum(by_set.values())} flagged {dict(sorted(by_set.items()))}")
+    by_set = Counter(n.split("/")[0] for n, c in zip(names, found) if c.detail < 10)
+    blurred = [checks(DEGRADED["blurry"]["Gaussian blur 2 px"](images[i])) for i in sample]
+    print(f"  blurry = detail (the Laplacian's variance) < 10 alone: {sum(by_set.values())} flagged "
+          f"{dict(sorted(by_set.items()))}; Gaussian blur 2 px: {np.mean([c.detail < 10 for c in blurred]):.1%}")
     print(f"\nShare of degraded copies of {len(sample)} photos flagged:\n")
     print("| copy | flag | flagged |")
     print("| --- | --- | ---: |")
