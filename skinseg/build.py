@@ -38,8 +38,9 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Optional, Union
 
 from . import __version__, outputs
-from .buildinfo import BuildInfo, BuildInfoError, IgnoredFile, ModelUses, RunInfo, read_build_info
+from .buildinfo import BuildInfo, BuildInfoError, DataChecks, IgnoredFile, ModelUses, RunInfo, read_build_info
 from .config import BuildConfig
+from .datachecks import assess
 from .discover import (
     BACKGROUND_NAME,
     DatasetError,
@@ -125,6 +126,7 @@ class BuildResult:
     outside_classes: list[str] = field(default_factory=list)   # images outside any class folder: not used
     segmented: int = 0             # of the processed images, those whose faces and skin were looked for
     models: Optional[ModelUses] = None      # what each stage ran with (the summary names every fallback)
+    data_checks: Optional[DataChecks] = None    # duplicates and quality flags (build.json's), once complete
     # Every image's record; a build with nothing to do reads them from the
     # manifest only when asked (a 100 000-line manifest is not read for nothing).
     loaded_records: Optional[list[Record]] = field(default=None, repr=False)
@@ -527,8 +529,9 @@ class _Prepared:
 
 def _comparable(info: BuildInfo) -> str:
     """What a re-run compares with the last build's build.json: all but its
-    counts, run and warnings (a card's warning is added as it is written)."""
-    return json_text(dataclasses.replace(info, counts=None, run=None, warnings=()).to_json())
+    counts, run, data checks (made of the records) and warnings (a card's
+    warning is added as it is written)."""
+    return json_text(dataclasses.replace(info, counts=None, run=None, data_checks=None, warnings=()).to_json())
 
 
 def _final_key(info: BuildInfo, fingerprints) -> str:
@@ -620,7 +623,7 @@ def _unchanged(prepared: _Prepared) -> Optional[BuildResult]:
                        by_split=_by_split((t.split, by_status[s]) for t, s in zip(tasks, statuses)), failed=failed,
                        warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
                        outside_classes=prepared.discovery.outside_classes, workers=0,
-                       failed_reused=statuses.count("f"), models=prepared.plans.uses)
+                       failed_reused=statuses.count("f"), models=prepared.plans.uses, data_checks=info.data_checks)
 
 
 def _failed_lines(manifest: Path, statuses: str) -> Optional[list[tuple[str, str]]]:
@@ -807,9 +810,11 @@ def _finalize(prepared: _Prepared, result: BuildResult) -> None:
     key = _final_key(info, (r.fingerprint for r in records))
     # Everything above depends only on the source and the parameters;
     # "run" describes this particular run (or, sharded, the last shard's).
+    # The duplicates and quality flags come from the records' measures: no image is read.
+    result.data_checks = assess(records)
     info = dataclasses.replace(info, counts=_counts(records), run=RunInfo(
         prepared.started_at, round(result.elapsed_seconds, 3), result.workers, result.processed, result.segmented,
-        result.reused, config.shard))
+        result.reused, config.shard), data_checks=result.data_checks)
     warnings, hub_files = write_hub_files(dst, records, info.to_json(), _write_lines)
     for warning in warnings:
         log.warning("%s", warning)

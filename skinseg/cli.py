@@ -33,6 +33,7 @@ from .config import (
     SkinParams,
 )
 from .names import message_text, printable
+from .report_checks import summary_lines
 
 if TYPE_CHECKING:
     from .build import BuildResult
@@ -428,6 +429,7 @@ def summary(result: BuildResult) -> str:
     if others:
         lines.append(f"  {others} files and folders ignored: not images, or not read (listed in build.json, "
                      "with why)")
+    lines += summary_lines(result.data_checks)
     lines += fallbacks
     lines.append(f"  classes: {len(result.class_names)} -> {printable(str(result.dst / 'classes.txt'))}; "
                  f"every image's record: {printable(str(result.dst / 'manifest.jsonl'))}")

@@ -124,7 +124,7 @@ def _well_typed(r: Record) -> bool:
             and type(r.class_id) is int and _text(r.image) and _text(r.mask) and _text(r.preview)
             and _text(r.skin_mask) and _text(r.segmentation) and _text(r.rendering) and _text(r.reason)
             and (r.crop is None or _ints(r.crop, 4)) and (r.size is None or _ints(r.size, 2))
-            and (r.face is None or type(r.face) is dict)
+            and (r.face is None or type(r.face) is dict) and (r.checks is None or type(r.checks) is dict)
             and (r.skin_fraction is None or type(r.skin_fraction) in (int, float)))
 
 

@@ -27,6 +27,7 @@ from .buildinfo import ModelUses
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region, is_whole
+from .dataquality import measure
 from .dermoscopy import within_field_of_view
 from .face import DetectorPlan, Face, FaceDetector, best_face, open_detector, plan_detector
 from .imageio import (
@@ -89,6 +90,7 @@ class Record:
     fingerprint: Optional[str] = None    # segmentation + rendering: everything that decides the files
     segmentation: Optional[str] = None   # what decides mask and crop: source file, parameters, models
     rendering: Optional[str] = None      # how the files were rendered: 8 hex for the image, 8 for the masks
+    checks: Optional[dict] = None        # dataquality.ImageChecks.to_record(): duplicates and quality, for build.json
 
     def to_dict(self) -> dict:
         # Not dataclasses.asdict, which deep-copies: 90 us a record, 9 s for
@@ -262,10 +264,12 @@ def working_mask(small: np.ndarray, faces: list[Face], person: Person,
     return mask, estimate.faces
 
 
-def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmentation:
-    """Find faces, compute the clean skin mask and decide the output region."""
+def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines,
+            work: Optional[tuple[np.ndarray, float]] = None) -> Segmentation:
+    """Find faces, compute the clean skin mask and decide the output region.
+    work: `working_copy(bgr)`, when the caller has made it already."""
     height, width = bgr.shape[:2]
-    small, scale = working_copy(bgr)
+    small, scale = work or working_copy(bgr)
     small_faces = engines.detector.detect(small) if config.face.enabled else []
 
     if config.skin.method == "rules":
@@ -358,7 +362,10 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
             source = read_source(runtime.src / task.source, config.max_pixels)
             bgr = decode_image(source, config.max_pixels)
             record.size = [bgr.shape[1], bgr.shape[0]]
-            result = segment(bgr, config, engines)
+            work = working_copy(bgr)
+            # The data checks' measures, while the pixels are here (a re-render keeps them).
+            record.checks = measure(bgr, work[0]).to_record()
+            result = segment(bgr, config, engines, work)
     except ImageReadError as exc:
         record.reason = str(exc)
         return record

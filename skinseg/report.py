@@ -50,6 +50,8 @@ from .outputs import (
     thumbnail_size,
 )
 from .pipeline import STATUSES, Record, stored_skin_mask
+from .report_checks import SECTION_ID, thumbnail_sources
+from .report_checks import section as data_checks_section
 
 REPORT_HTML = "report.html"
 BINS = 20
@@ -88,6 +90,8 @@ def write_report(dst: Path, src: Path, records: list[Record], info: BuildInfo, p
     ranked = _rank_suspects(written, info.face_enabled, suspects)
     shown = {r.source: r for group in samples.values() for r in group}
     shown.update((r.source, r) for r, _, _ in ranked)
+    by_source = {r.source: r for r in written}
+    shown.update((s, by_source[s]) for s in thumbnail_sources(info.data_checks) if s in by_source)
     # Decoding the sources dominates; OpenCV releases the GIL, so threads use
     # every core.  libjpeg's warnings ("Corrupt JPEG data") would reach the
     # terminal from here: the image's record already says what is wrong.
@@ -500,11 +504,13 @@ def _page(records: list[Record], info: BuildInfo, class_names: list[str], sample
     src = info.src
     summary = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
     nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in (
-        ("models", "models"), ("parameters", "parameters"), ("legend", "classes"), ("counts", "counts"),
+        (SECTION_ID, "duplicates and quality"), ("models", "models"), ("parameters", "parameters"),
+        ("legend", "classes"), ("counts", "counts"),
         ("problems", "skipped/failed"), ("faces", "faces"), ("skin", "skin fraction"),
         ("suspects", "most likely wrong"), ("sheets", "contact sheets")))
     body = [f"<h1>skinseg build report</h1><p>Source <code>{_e(src)}</code>: {len(records)} images, {summary}.</p>",
-            _fallback_alert(info), f"<nav>{nav}</nav>", _models_section(info),
+            _fallback_alert(info), f"<nav>{nav}</nav>", data_checks_section(info.data_checks, thumbs),
+            _models_section(info),
             _params_section(info), _legend_section(class_names, by_class, info), _counts_section(records, class_names),
             _problems_section(records), _faces_section(groups, info, class_names),
             _histograms_section(groups, info, class_names), _suspects_section(ranked, thumbs),
