@@ -51,7 +51,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-SKIN_SETS = ("pratheepan_face", "pratheepan_family", "abdomen_train", "fasseg_tune", "lfw_parts_tune")
+SKIN_SETS = ("pratheepan_face", "pratheepan_family", "abdomen_train", "fasseg_tune", "lfw_parts_tune", "ccp_tune",
+             "hgr1_tune")
 LESION_SETS = ("ph2_tune", "fuseg_tune")
 RULES = ["--method", "rules", "--min-skin-fraction", "0", "--no-crop"]
 WORSE_BY = 0.10

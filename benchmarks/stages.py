@@ -73,8 +73,10 @@ def main() -> None:
             t = lap("face detection", t)
             faces = with_meshes(mesher, small, faces, MESHED_FACES)
             t = lap("face mesh (faces only)", t)
-            person = segmenter.probability(small) if segmenter and candidate_faces(faces) else None
-            t = lap("person segmentation (faces only)", t)
+            # As pipeline.segment: without a face, only if the adaptive method asks (then timed inside it).
+            person = None if not segmenter else segmenter.probability(small) if candidate_faces(faces) else \
+                (lambda: segmenter.probability(small))
+            t = lap("person segmentation (faces; others inside the adaptive model)", t)
             estimate = adaptive_mask(small, faces, person, config.skin)
             t = lap("adaptive skin model", t)
             mask = clean_mask(estimate.mask, config.cleanup)

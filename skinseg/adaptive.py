@@ -17,10 +17,15 @@ person in the photo is learnt from the face and applied to the whole image:
    image): a pixel the model admits is skin if skin explains it better than
    the image's other colours (pixels far from the model or outside the
    person) and than its hair (sampled in the zone around the face where hair
-   grows); the person segmenter's background is dropped;
+   grows); the person segmenter's background is dropped; then regions
+   (regions.py): what lies between the photo's edges and is, on average,
+   unlike the face's skin by colour and texture is not skin (clothing the
+   model admits at its margin);
 5. eyes, brows, lips and the mouth, nostrils are cut out with their outlines;
 6. no usable face: the same model, seeded from the confident core of the
-   colour box (--hsv/--ycrcb bounds);
+   colour box (--hsv/--ycrcb bounds); a region the person segmenter does not
+   support is dropped where it saw the skin as a person (a wall beside a
+   hand), and a mouth found by its teeth (mouth.py) is not skin;
 7. self-check: a mask over nearly the whole photo that the model grew far
    beyond the colour box keeps only additions close to the box's pixels.
 
@@ -34,7 +39,7 @@ clean-up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Union
 
 import cv2
 import numpy as np
@@ -52,6 +57,8 @@ from .facemap import (
     draw_seed_region,
     face_geometry,
 )
+from .mouth import find_mouth
+from .regions import RegionParams, drop_outside_person, drop_unlike_regions
 from .skin import rules_mask
 
 
@@ -93,6 +100,7 @@ class AdaptiveParams:
     balloon_reach: float = 0.015    # additions are kept only this close to the box's pixels (share of the short side)
     # --- no usable face
     min_core_fraction: float = 0.01
+    close_up_core: float = 0.5      # a core this share of the photo: a close-up, not judged by the person segmenter
     self_maha_thresh: float = 3.5   # wider than maha_thresh: the core of a rule mask is a noisier seed
 
 
@@ -206,6 +214,8 @@ MIN_SAMPLES = 200
 class Classified(NamedTuple):
     mask: np.ndarray                  # 0/255 skin
     hair_like: Optional[np.ndarray]   # 0/255 colours of this person's hair (when a hair colour was sampled)
+    distance: np.ndarray              # float32 per colour bin: distance to the skin model (regions.py)
+    texture: np.ndarray               # uint8: each pixel's texture bin (regions.py)
 
 
 def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Optional[np.ndarray],
@@ -270,7 +280,12 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     mask = np.take(decision.ravel(), index)
     if person_ok is not None:
         mask[~person_ok] = 0
-    return Classified(mask, hair_like)
+    distance = np.sqrt(np.minimum(d2, 100.0)).astype(np.float32)
+    return Classified(mask, hair_like, distance, texture)
+
+
+DEFAULT_REGIONS = RegionParams()
+Person = Union[np.ndarray, Callable[[], np.ndarray], None]     # adaptive_mask's person map, or how to get it
 
 
 class SkinEstimate(NamedTuple):
@@ -283,8 +298,8 @@ class SkinEstimate(NamedTuple):
     close_up: bool                    # no plausible face at all: a skin close-up (lesions.py, dermoscopy.py)
 
 
-def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarray], rules: SkinParams,
-                  p: AdaptiveParams = AdaptiveParams()) -> SkinEstimate:
+def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: SkinParams,
+                  p: AdaptiveParams = AdaptiveParams(), regions: RegionParams = DEFAULT_REGIONS) -> SkinEstimate:
     """The skin mask of the working copy, the faces that seeded it, and what
     later stages (lesions.py) must leave out.
 
@@ -295,12 +310,20 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
     faces : list of Face
         The detector's faces, in the working copy's coordinates (with their
         meshes when the face mesh ran).
-    person : (H, W) float32 ndarray or None
-        The person probability (0-1) of every pixel, or None.
+    person : (H, W) float32 ndarray, callable returning one, or None
+        The person probability (0-1) of every pixel; or a function that
+        computes it when asked (the segmenter costs about 5 ms: without a
+        face it is asked only when needed); or None.  With a face it drops
+        the background around the people; without one it only judges regions
+        (regions.drop_outside_person), and not on a close-up that the colour
+        box's core fills more than close_up_core of (no background beside
+        the skin to judge).
     rules : SkinParams
         Its colour box seeds the model where there is no usable face.
     p : AdaptiveParams
         The tuned constants.
+    regions : RegionParams
+        The constants of the region stage (regions.py).
 
     Returns
     -------
@@ -309,6 +332,9 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         seeded the model, and the masks later stages need (keep_out,
         face_area, hair_like, the colour bins, close_up).
     """
+    person_later = person if callable(person) else None
+    if person_later is not None:
+        person = person_later() if candidate_faces(faces, p) else None
     ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     used: list[tuple[Face, FaceGeometry]] = []
     seed = np.zeros(ycc.shape[:2], np.uint8)
@@ -337,7 +363,15 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         if classified is None:
             used = []                    # too small to sample: as if there were no face
         else:
-            mask, hair_like = classified
+            # Clothing the model admits at its margin: unlike skin as a region.
+            ovals = np.zeros(ycc.shape[:2], np.uint8)
+            for _, g in used:
+                draw_face_oval(ovals, g, 255)
+            coarse = regions.coarse
+            mask = drop_unlike_regions(classified.mask, cv2.extractChannel(ycc, 0),
+                                       colour_model.lookup(classified.distance, bins[::coarse, ::coarse]),
+                                       classified.texture[::coarse, ::coarse], ovals, len(used), regions)
+            hair_like = classified.hair_like
     if mask is None:
         # No usable face: self-seed from the confident core of the colour box,
         # or, where the box finds next to nothing (pale pink or beige skin
@@ -346,18 +380,26 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Optional[np.ndarra
         for seed_box in (box, _wide_box(ycc)):
             core = cv2.erode(seed_box, disk(2), iterations=2)
             if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
+                if person_later is not None and cv2.countNonZero(core) < p.close_up_core * core.size:
+                    person = person_later()
                 classified = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
-                mask = None if classified is None else classified.mask
+                # A wall or a shirt beside a hand: outside the person the segmenter sees.
+                mask = None if classified is None else \
+                    drop_outside_person(classified.mask, cv2.extractChannel(ycc, 0), person, regions, p.person_thresh)
                 break
         if mask is None:
             mask = box.copy()        # little or no skin: a model would be fitted to noise
     keep_out = face_area = None
+    mouth = find_mouth(ycc, mask) if not candidates else None     # no face outlines the lips: teeth show the mouth
+    if mouth is not None:
+        keep_out = mouth
+        mask[mouth > 0] = 0
     if used:
         face_area = np.zeros(mask.shape, np.uint8)
         for _, g in used:
             draw_face_oval(face_area, g, 255)
     if used or person_ok is not None:
-        keep_out = np.zeros(mask.shape, np.uint8)
+        keep_out = np.zeros(mask.shape, np.uint8) if keep_out is None else keep_out
         for _, g in used:
             draw_features(keep_out, g, 255, grow=p.feature_margin)
         if person_ok is not None:

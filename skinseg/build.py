@@ -24,8 +24,9 @@ from typing import Optional
 
 from . import layout
 from .atomic import write_text
-from .buildinfo import ModelUses, RunInfo
+from .buildinfo import DataChecks, ModelUses, RunInfo
 from .config import BuildConfig
+from .datachecks import assess
 from .destination import check_paths, check_writable, manifest_is_ours
 from .discover import DatasetError, discover
 from .errors import BuildAborted, BuildError, BuildInterrupted, OutputWriteError
@@ -78,6 +79,7 @@ class BuildResult:
     outside_classes: list[str] = field(default_factory=list)   # images outside any class folder: not used
     segmented: int = 0             # of the processed images, those whose faces and skin were looked for
     models: Optional[ModelUses] = None      # what each stage ran with (the summary names every fallback)
+    data_checks: Optional[DataChecks] = None    # duplicates and quality flags (build.json's), once complete
     # Every image's record; a build with nothing to do reads them from the
     # manifest only when asked (a 100 000-line manifest is not read for nothing).
     loaded_records: Optional[list[Record]] = field(default=None, repr=False)
@@ -197,7 +199,7 @@ def _unchanged(prepared: Prepared) -> Optional[BuildResult]:
                        by_split=_by_split((t.split, STATUS_LETTERS[s]) for t, s in zip(tasks, statuses)),
                        failed=failed, warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
                        outside_classes=prepared.discovery.outside_classes, workers=0,
-                       failed_reused=statuses.count("f"), models=prepared.plans.uses)
+                       failed_reused=statuses.count("f"), models=prepared.plans.uses, data_checks=info.data_checks)
 
 
 def _build_locked(prepared: Prepared) -> BuildResult:
@@ -280,7 +282,9 @@ def _build_locked(prepared: Prepared) -> BuildResult:
             result = dataclasses.replace(result, **_summaries(all_records))
         run_info = RunInfo(prepared.started_at, round(result.elapsed_seconds, 3), result.workers, result.processed,
                            result.segmented, result.reused, config.shard)
-        result.warnings += finalize(prepared, result.records, run_info)
+        # The duplicates and quality flags come from the records' measures: no image is read.
+        result.data_checks = assess(result.records)
+        result.warnings += finalize(prepared, result.records, run_info, result.data_checks)
     except OSError as exc:
         raise BuildAborted(f"cannot write the dataset files in {dst}: {exc.strerror or exc}; "
                            "re-running the same command finishes them") from None

@@ -235,11 +235,115 @@ class RunInfo:
                    tuple(shard) if shard else None)
 
 
+# DuplicateGroup.where, most harmful first: a photo in two splits inflates test scores.
+ACROSS_SPLITS, ACROSS_CLASSES, WITHIN_CLASS = "across-splits", "across-classes", "within-class"
+WHERE = (ACROSS_SPLITS, ACROSS_CLASSES, WITHIN_CLASS)
+QUALITY_FLAGS = ("blurry", "dark", "overexposed")
+MEASURES = ("sharpness", "detail", "luma", "luma_p99", "clipped")
+
+
+@dataclass(frozen=True)
+class DuplicateImage:
+    source: str
+    split: str
+    class_name: str
+    distance: int           # bits between its perceptual hash and the group's first image's
+    identical: bool         # the same decoded pixels as the group's first image
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Photos that are one photo: the same pixels (kind "exact"), or hashes
+    within the near-duplicate distance of each other ("near")."""
+
+    kind: str                             # "exact" or "near"
+    where: str                            # one of WHERE
+    images: tuple[DuplicateImage, ...]    # in source order
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(sorted({i.split for i in self.images}))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(sorted({i.class_name for i in self.images}))
+
+
+@dataclass(frozen=True)
+class FlaggedImage:
+    source: str
+    split: str
+    class_name: str
+    measures: Mapping[str, float]         # the image's MEASURES
+
+
+@dataclass(frozen=True)
+class DataChecks:
+    """build.json's "data_checks": duplicates and quality flags among the
+    written images, found from their records (datachecks.assess)."""
+
+    checked: int                          # written images with measures
+    unchecked: int                        # written images whose record has none (made before the checks)
+    thresholds: Mapping[str, float]
+    duplicates: tuple[DuplicateGroup, ...]    # ordered as WHERE, then exact first, larger first
+    blurry: tuple[FlaggedImage, ...] = ()     # each: the worst first
+    dark: tuple[FlaggedImage, ...] = ()
+    overexposed: tuple[FlaggedImage, ...] = ()
+
+    def groups(self, where: str) -> list[DuplicateGroup]:
+        return [g for g in self.duplicates if g.where == where]
+
+    def flagged(self, flag: str) -> tuple[FlaggedImage, ...]:
+        return getattr(self, flag)
+
+    def to_json(self) -> dict:
+        def image(i: DuplicateImage) -> dict:
+            return {"source": i.source, "split": i.split, "class_name": i.class_name, "distance": i.distance,
+                    "identical": i.identical}
+
+        return {"checked": self.checked, "unchecked": self.unchecked, "thresholds": dict(self.thresholds),
+                "duplicates": [{"kind": g.kind, "where": g.where, "splits": list(g.splits),
+                                "classes": list(g.classes), "images": [image(i) for i in g.images]}
+                               for g in self.duplicates],
+                **{flag: [{"source": f.source, "split": f.split, "class_name": f.class_name, **f.measures}
+                          for f in self.flagged(flag)] for flag in QUALITY_FLAGS}}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "DataChecks":
+        def obj(value: Any, what: str) -> dict:
+            if not isinstance(value, dict):
+                raise _fail(f"{what} is not an object")
+            return value
+
+        def place(entry: dict, what: str) -> tuple:
+            return tuple(_get(entry, key, str, f"{what}.") for key in ("source", "split", "class_name"))
+
+        data, where = obj(data, "'data_checks'"), "data_checks."
+        thresholds = _get(data, "thresholds", dict, where)
+        if not all(type(v) in (int, float) for v in thresholds.values()):
+            raise _fail("data_checks.thresholds holds a value that is not a number")
+        groups = []
+        for n, group in enumerate(_get(data, "duplicates", list, where)):
+            what = f"data_checks.duplicates[{n}]"
+            kind, at = _get(obj(group, what), "kind", str, f"{what}."), _get(group, "where", str, f"{what}.")
+            if kind not in ("exact", "near") or at not in WHERE:
+                raise _fail(f"{what} has kind {kind!r} / where {at!r}")
+            images = [obj(i, f"{what}.images[{k}]") for k, i in enumerate(_get(group, "images", list, f"{what}."))]
+            groups.append(DuplicateGroup(kind, at, tuple(DuplicateImage(
+                *place(i, what), _get(i, "distance", int, f"{what}."), _get(i, "identical", bool, f"{what}."))
+                for i in images)))
+        flagged = {flag: tuple(FlaggedImage(*place(obj(e, f"{where}{flag}"), f"{where}{flag}"), {
+            key: _get(e, key, (int, float), f"{where}{flag}.") for key in MEASURES})
+            for e in _get(data, flag, list, where)) for flag in QUALITY_FLAGS}
+        return cls(_get(data, "checked", int, where), _get(data, "unchecked", int, where), thresholds,
+                   tuple(groups), **flagged)
+
+
 @dataclass(frozen=True)
 class BuildInfo:
-    """build.json.  Everything but `counts` and `run` depends only on the
-    source and the parameters (a re-run compares it); `counts` and `run` are
-    added when the build has finished."""
+    """build.json.  Everything but `counts`, `run` and `data_checks` depends
+    only on the source and the parameters (a re-run compares it); those three
+    are added when the build has finished."""
 
     version: str
     parameters: Mapping[str, Any]      # every option that affects outputs (PipelineConfig.to_dict, src, input, ...)
@@ -252,6 +356,7 @@ class BuildInfo:
     warnings: tuple[str, ...] = ()
     counts: Optional[Mapping[str, Any]] = None
     run: Optional[RunInfo] = None
+    data_checks: Optional[DataChecks] = None    # like counts: added when the build has finished
     tool: str = TOOL
 
     # The parameters readers use, by the names PipelineConfig gives them.
@@ -286,6 +391,8 @@ class BuildInfo:
             out["counts"] = self.counts
         if self.run is not None:
             out["run"] = self.run.to_json()
+        if self.data_checks is not None:
+            out["data_checks"] = self.data_checks.to_json()
         return out
 
     @classmethod
@@ -316,12 +423,13 @@ class BuildInfo:
             total = counts.get("total")
             if not isinstance(total, dict) or not isinstance(total.get("written"), int):
                 raise _fail("counts.total.written is missing")
-        run = data.get("run")
+        run, checks = data.get("run"), data.get("data_checks")
         return cls(_get(data, "version", str), parameters, models, _strings(data.get("classes"), "'classes'"),
                    dtype, layout, _get(data, "ignore_index", int),
                    tuple(IgnoredFile(i["path"], i["reason"]) for i in ignored),
                    _strings(data.get("warnings", []), "'warnings'"), counts,
-                   None if run is None else RunInfo.from_json(run))
+                   None if run is None else RunInfo.from_json(run),
+                   None if checks is None else DataChecks.from_json(checks))
 
 
 def parse_build_info(text: str) -> BuildInfo:

@@ -25,8 +25,9 @@ from . import __version__, _interrupt, forkserver, state
 from .checks import Check, Choice, ConfigError, Real, Whole
 from .cli_models import CONTEXT, models_command
 from .config import MAX_IMAGE_TIMEOUT
-from .names import printable
+from .names import message_text, printable
 from .options import from_options, option_check, option_default
+from .report_checks import summary_lines
 
 if TYPE_CHECKING:
     from .build import BuildResult
@@ -191,7 +192,8 @@ def default(option: str):
 @click.option("--person-segmentation/--no-person-segmentation", default=default("--person-segmentation"),
               show_default=True,
               help="adaptive: drop skin-coloured background around people found by MediaPipe's selfie "
-                   "segmenter (used when a face is found; without its model: a recorded fallback, not used).")
+                   "segmenter (without a face: skin regions it does not see as part of a person; without its "
+                   "model: a recorded fallback, not used).")
 @click.option("--person-model", type=click.Path(path_type=Path), default=None,
               help="Path to a MediaPipe selfie segmenter .tflite (default: downloaded to the cache).")
 @click.option("--face-mesh/--no-face-mesh", default=default("--face-mesh"), show_default=True,
@@ -270,7 +272,7 @@ def build_command(quiet: bool, **options) -> None:
         try:
             result = build_dataset(config)
         except BuildError as exc:
-            raise click.UsageError(printable(str(exc))) from None
+            raise click.UsageError(message_text(exc.args[0] if exc.args else exc)) from None
         except BuildAborted as exc:
             click.echo(f"error: {printable(str(exc))}", err=True)
             sys.exit(1)
@@ -390,6 +392,7 @@ def summary(result: BuildResult) -> str:
     if others:
         lines.append(f"  {others} files and folders ignored: not images, or not read (listed in build.json, "
                      "with why)")
+    lines += summary_lines(result.data_checks)
     lines += fallbacks
     lines.append(f"  classes: {len(result.class_names)} -> {printable(str(result.dst / 'classes.txt'))}; "
                  f"every image's record: {printable(str(result.dst / 'manifest.jsonl'))}")

@@ -25,6 +25,7 @@ from typing import Optional
 from .buildinfo import STAGE_NAMES, BuildInfo, BuildInfoError, ModelUse, ModelUses, read_build_info
 from .layout import STATE_DIR
 from .models import STAGE_SPECS, how_to_get
+from .names import Lines
 
 log = logging.getLogger("skinseg")
 
@@ -41,25 +42,28 @@ def previous_build(dst: Path) -> Optional[BuildInfo]:
         return None
 
 
-def _stage_lines(stages: list[tuple[str, ModelUse, str]]) -> str:
+def _stage_lines(stages: list[tuple[str, ModelUse, str]]) -> list[str]:
     """Per stage: what happened, then every way to provide its model."""
-    return "".join(f"\n  - {STAGE_NAMES[stage]}: {text}\n    to use the model: {how_to_get(STAGE_SPECS[stage])}"
-                   for stage, _, text in stages)
+    lines = []
+    for stage, _, text in stages:
+        lines += [f"  - {STAGE_NAMES[stage]}: {text}", f"    to use the model: {how_to_get(STAGE_SPECS[stage])}"]
+    return lines
 
 
 def refusal(dst: Path, previous: Optional[BuildInfo], now: ModelUses,
-            shard: Optional[tuple[int, int]]) -> Optional[str]:
+            shard: Optional[tuple[int, int]]) -> Optional[Lines]:
     """Why a build that would run with `now` must not start (None: it may):
     a stage that falls back where the previous finished build in dst used a
-    model (it wrote images), or any fallback in a shard."""
+    model (it wrote images), or any fallback in a shard.  One line per
+    stage and way to provide its model (`names.Lines`)."""
     if shard is not None and now.fallbacks():
         k, n = shard
-        return (f"shard {k}/{n} would run without models this machine does not have:"
-                + _stage_lines([(stage, use, f"{use.used} instead of {use.wanted}: {use.reason}")
-                                for stage, use in now.fallbacks()])
-                + "\nEvery shard of a build must run with the same models (their outputs are merged): provide them "
-                  "on every machine, or pass --allow-fallback to every shard to build without them. Nothing was "
-                  "written.")
+        return Lines([f"shard {k}/{n} would run without models this machine does not have:",
+                      *_stage_lines([(stage, use, f"{use.used} instead of {use.wanted}: {use.reason}")
+                                     for stage, use in now.fallbacks()]),
+                      "Every shard of a build must run with the same models (their outputs are merged): provide "
+                      "them on every machine, or pass --allow-fallback to every shard to build without them. "
+                      "Nothing was written."])
     if previous is None or previous.written == 0:
         return None
     worse = []
@@ -70,7 +74,7 @@ def refusal(dst: Path, previous: Optional[BuildInfo], now: ModelUses,
                                       f"{use.used} instead, because {use.reason}"))
     if not worse:
         return None
-    return ("this build would replace a dataset made with models by one made without them, so it stopped before "
-            "writing anything:" + _stage_lines(worse)
-            + "\n(`skinseg models where` shows where models are looked for.) Or pass --allow-fallback to rebuild "
-              "without them (build.json, report.html and the summary then say so).")
+    return Lines(["this build would replace a dataset made with models by one made without them, so it stopped "
+                  "before writing anything:", *_stage_lines(worse),
+                  "(`skinseg models where` shows where models are looked for.) Or pass --allow-fallback to rebuild "
+                  "without them (build.json, report.html and the summary then say so)."])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import layout, outputs
 from .atomic import atomic_write_bytes, remove_temp_files, write_lines, write_text
-from .buildinfo import RunInfo
+from .buildinfo import DataChecks, RunInfo
 from .destination import manifest_is_ours
 from .discover import BACKGROUND_NAME
 from .encoding import encode_image
@@ -43,9 +43,10 @@ def remove_temp_files_of(dst: Path) -> None:
         remove_temp_files(dst / folder)
 
 
-def finalize(prepared: Prepared, records: list[Record], run: RunInfo) -> list[str]:
+def finalize(prepared: Prepared, records: list[Record], run: RunInfo, data_checks: DataChecks) -> list[str]:
     """Write the dataset-level files for `records` (every image's, in source
-    order), then remove what no current record claims and the resume state.
+    order; `data_checks`: their duplicates and quality flags), then remove
+    what no current record claims and the resume state.
     Returns the warnings the run's result adds (final.json not written).
     Raises OSError when a dataset file cannot be written."""
     config = prepared.config
@@ -63,7 +64,7 @@ def finalize(prepared: Prepared, records: list[Record], run: RunInfo) -> list[st
     key = final_key(info, (r.fingerprint for r in records))
     # Everything above depends only on the source and the parameters;
     # "run" describes this particular run (or, sharded, the last shard's).
-    info = dataclasses.replace(info, counts=counts(records), run=run)
+    info = dataclasses.replace(info, counts=counts(records), run=run, data_checks=data_checks)
     warnings, hub_files = write_hub_files(dst, records, info, write_lines)
     for warning in warnings:
         log.warning("%s", warning)

@@ -45,6 +45,23 @@ def printable(name: str) -> str:
     return _UNPRINTABLE.sub(_escape, text_name(name))
 
 
+class Lines(tuple):
+    """A message of several lines (e.g. one per stage), kept apart so that
+    each can be made printable on its own: a line break inside a name still
+    cannot start a line of its own.  str() joins them."""
+
+    def __str__(self) -> str:
+        return "\n".join(self)
+
+
+def message_text(message: object) -> str:
+    """A message for people: `printable` as one line, or, for `Lines`, each
+    line printable and the lines joined."""
+    if isinstance(message, Lines):
+        return "\n".join(printable(line) for line in message)
+    return printable(str(message))
+
+
 def json_text(value: object, indent: Optional[int] = None) -> str:
     """JSON text that is valid UTF-8 whatever the names in it.  A name that
     is not UTF-8 holds surrogate escapes (as os functions give it); each

@@ -22,11 +22,12 @@ import numpy as np
 from . import config as config_module
 from . import layout, outputs
 from ._quiet import native_stderr_silenced
-from .adaptive import AdaptiveParams, adaptive_mask, candidate_faces
+from .adaptive import AdaptiveParams, Person, adaptive_mask, candidate_faces
 from .atomic import atomic_write_bytes
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
 from .crop import crop_region
+from .dataquality import measure
 from .dermoscopy import within_field_of_view
 from .encoding import encode_image
 from .engines import Engines
@@ -38,6 +39,7 @@ from .lesions import fill_lesions
 from .mesh import with_meshes
 from .reading import read_source
 from .records import ImageTask, Record
+from .regions import body_skin_share
 from .skin import rules_mask
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ class Segmentation:
     region: tuple[int, int, int, int]        # x0, y0, x1, y1 in image pixels
     face: Optional[Face]                     # the best face
     faces: list[Face] = field(default_factory=list)     # the faces the region was decided from
+    body_skin: Optional[float] = None        # regions.body_skin_share: how much of the people's bodies is skin
 
 
 def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
@@ -76,7 +79,7 @@ def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
     return crop_region(faces, config.face, width, height, skin)
 
 
-def working_mask(small: np.ndarray, faces: list[Face], person: Optional[np.ndarray],
+def working_mask(small: np.ndarray, faces: list[Face], person: Person,
                  config: PipelineConfig) -> tuple[np.ndarray, list[Face]]:
     """The adaptive method on the working copy: skin estimate, clean-up, the
     lesions put back (and a dermoscope's field of view); (0/255 mask, the
@@ -94,10 +97,12 @@ def working_mask(small: np.ndarray, faces: list[Face], person: Optional[np.ndarr
     return mask, estimate.faces
 
 
-def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmentation:
-    """Find faces, compute the clean skin mask and decide the output region."""
+def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines,
+            work: Optional[tuple[np.ndarray, float]] = None) -> Segmentation:
+    """Find faces, compute the clean skin mask and decide the output region.
+    work: `working_copy(bgr)`, when the caller has made it already."""
     height, width = bgr.shape[:2]
-    small, scale = working_copy(bgr)
+    small, scale = work or working_copy(bgr)
     small_faces = engines.detector.detect(small) if config.face.enabled else []
 
     if config.skin.method == "rules":
@@ -110,15 +115,20 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines) -> Segmen
     if engines.mesher is not None and config.uses_face_mesh:
         small_faces = with_meshes(engines.mesher, small, small_faces, MESHED_FACES)
     person = None
-    if engines.segmenter is not None and config.skin.person_segmentation and candidate_faces(small_faces):
-        person = engines.segmenter.probability(small)     # only where a face makes it useful
+    if engines.segmenter is not None and config.skin.person_segmentation:
+        # With a face: the people's outline; without: which skin regions a person supports
+        # (regions.py), computed only if the adaptive method asks (not on close-ups).
+        segmenter = engines.segmenter
+        person = segmenter.probability(small) if candidate_faces(small_faces) else \
+            (lambda: segmenter.probability(small))
     mask, used = working_mask(small, small_faces, person, config)
+    body_skin = body_skin_share(mask, None if callable(person) else person, [face.box for face in used])
     if scale != 1.0:
         mask = full_size_mask(mask, width, height)
     # Crop only to faces that proved real by seeding the skin model.
     faces = [f.scaled(1 / scale) for f in used]
     x0, y0, x1, y1 = region = _region(faces, config, width, height, mask)
-    return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, best_face(faces), faces)
+    return Segmentation(np.ascontiguousarray(mask[y0:y1, x0:x1]), region, best_face(faces), faces, body_skin)
 
 
 def skip_reason(result: Segmentation, config: PipelineConfig, width: int, height: int) -> Optional[str]:
@@ -216,7 +226,10 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
             source = read_source(runtime.src / task.source, config.max_pixels)
             bgr = decode_image(source, config.max_pixels)
             record.size = [bgr.shape[1], bgr.shape[0]]
-            result = segment(bgr, config, engines)
+            work = working_copy(bgr)
+            # The data checks' measures, while the pixels are here (a re-render keeps them).
+            record.checks = measure(bgr, work[0]).to_record()
+            result = segment(bgr, config, engines, work)
     except ImageReadError as exc:
         record.reason = str(exc)
         return record
@@ -224,6 +237,7 @@ def process_image(task: ImageTask, runtime: Runtime, engines: Engines) -> Record
     record.crop = [x0, y0, x1, y1]
     record.face = result.face.to_record() if result.face is not None else None
     record.skin_fraction = round(skin_fraction(result.mask), 6)
+    record.body_skin = None if result.body_skin is None else round(result.body_skin, 4)
     skipped = skip_reason(result, config, bgr.shape[1], bgr.shape[0])
     if skipped is not None:
         record.status, record.reason = "skipped", skipped

@@ -49,9 +49,11 @@ class Record:
     crop: Optional[list[int]] = None     # [x0, y0, x1, y1], exclusive ends
     face: Optional[dict] = None
     skin_fraction: Optional[float] = None
+    body_skin: Optional[float] = None    # share of the people's bodies (below the faces) that is skin, when measured
     fingerprint: Optional[str] = None    # segmentation + rendering: everything that decides the files
     segmentation: Optional[str] = None   # what decides mask and crop: source file, parameters, models
     rendering: Optional[str] = None      # how the files were rendered: 8 hex for the image, 8 for the masks
+    checks: Optional[dict] = None        # dataquality.ImageChecks.to_record(): duplicates and quality, for build.json
 
     def to_dict(self) -> dict:
         # Not dataclasses.asdict, which deep-copies: 90 us a record, 9 s for
@@ -178,8 +180,9 @@ def _well_typed(r: Record) -> bool:
             and type(r.class_id) is int and _text(r.image) and _text(r.mask) and _text(r.preview)
             and _text(r.skin_mask) and _text(r.segmentation) and _text(r.rendering) and _text(r.reason)
             and (r.crop is None or _ints(r.crop, 4)) and (r.size is None or _ints(r.size, 2))
-            and (r.face is None or type(r.face) is dict)
-            and (r.skin_fraction is None or type(r.skin_fraction) in (int, float)))
+            and (r.face is None or type(r.face) is dict) and (r.checks is None or type(r.checks) is dict)
+            and (r.skin_fraction is None or type(r.skin_fraction) in (int, float))
+            and (r.body_skin is None or type(r.body_skin) in (int, float)))
 
 
 def shared(record: Record) -> Record:

@@ -42,6 +42,7 @@ from .outputs import (
 )
 from .reading import read_source
 from .records import Record
+from .report_checks import thumbnail_sources
 from .report_html import page
 from .sampling import contact_sheet, sample_key
 
@@ -49,6 +50,7 @@ from .sampling import contact_sheet, sample_key
 LOW, HIGH = 0.10, 0.95      # skin fractions that are suspicious in themselves
 FACE_LOW = 0.25             # a face crop with less skin than this missed skin (or the face is wrong)
 FACE_COMMON = 0.8           # a face is expected when at least this share of the class has one
+BODY_SKIN = 0.5             # most of the people's bodies called skin: clothing counted (Record.body_skin)
 FLAG_WEIGHT = 0.5
 NO_FACE_WEIGHT = 0.25
 
@@ -66,6 +68,8 @@ def write_report(dst: Path, src: Path, records: list[Record], info: BuildInfo, p
     ranked = _rank_suspects(written, info.face_enabled, suspects)
     shown = {r.source: r for group in samples.values() for r in group}
     shown.update((r.source, r) for r, _, _ in ranked)
+    by_source = {r.source: r for r in written}
+    shown.update((s, by_source[s]) for s in thumbnail_sources(info.data_checks) if s in by_source)
     # Decoding the sources dominates; OpenCV releases the GIL, so threads use
     # every core.  libjpeg's warnings ("Corrupt JPEG data") would reach the
     # terminal from here: the image's record already says what is wrong.
@@ -111,6 +115,9 @@ def _rank_suspects(written: list[Record], face_on: bool, count: int) -> list[tup
         if face_crop and fraction < FACE_LOW:
             score += FLAG_WEIGHT
             reasons.append("face found, little skin in its crop")
+        if (record.body_skin or 0.0) > BODY_SKIN:
+            score += FLAG_WEIGHT
+            reasons.append(f"{record.body_skin:.0%} of the person's body is skin: clothing counted?")
         if face_on and record.face is None and face_rate[name] >= FACE_COMMON:
             score += NO_FACE_WEIGHT
             reasons.append(f"no face, {face_rate[name]:.0%} of the class have one")
@@ -125,7 +132,8 @@ def suspect_rule() -> str:
     """The score of _rank_suspects in words (the page's caption)."""
     return (f"the distance of the skin fraction from its class median, +{FLAG_WEIGHT:g} if it is below {LOW:.0%}, "
             f"or above {HIGH:.0%} around a face (a whole photo all skin is a close-up), +{FLAG_WEIGHT:g} if a "
-            f"face was found but less than {FACE_LOW:.0%} of its crop is skin, "
+            f"face was found but less than {FACE_LOW:.0%} of its crop is skin, +{FLAG_WEIGHT:g} if more than "
+            f"{BODY_SKIN:.0%} of the people's bodies (below their faces) is skin, "
             f"+{NO_FACE_WEIGHT:g} if no face was found in a class where at least {FACE_COMMON:.0%} of the images "
             "have one.")
 

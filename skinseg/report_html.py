@@ -24,6 +24,8 @@ from .layout import THUMB_KINDS
 from .names import printable
 from .outputs import is_whole, thumbnail_size
 from .records import STATUSES, Record
+from .report_checks import SECTION_ID
+from .report_checks import section as data_checks_section
 from .sampling import CLASSES_SHOWN
 
 BINS = 20                   # bars of a skin-fraction histogram
@@ -326,11 +328,13 @@ def page(records: list[Record], info: BuildInfo, class_names: list[str], samples
     src = info.src
     summary = ", ".join(f"{totals[s]} {s}" for s in STATUSES)
     nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in (
-        ("models", "models"), ("parameters", "parameters"), ("legend", "classes"), ("counts", "counts"),
+        (SECTION_ID, "duplicates and quality"), ("models", "models"), ("parameters", "parameters"),
+        ("legend", "classes"), ("counts", "counts"),
         ("problems", "skipped/failed"), ("faces", "faces"), ("skin", "skin fraction"),
         ("suspects", "most likely wrong"), ("sheets", "contact sheets")))
     body = [f"<h1>skinseg build report</h1><p>Source <code>{_e(src)}</code>: {len(records)} images, {summary}.</p>",
-            _fallback_alert(info), f"<nav>{nav}</nav>", _models_section(info),
+            _fallback_alert(info), f"<nav>{nav}</nav>", data_checks_section(info.data_checks, thumbs),
+            _models_section(info),
             _params_section(info), _legend_section(class_names, by_class, info), _counts_section(records, class_names),
             _problems_section(records), _faces_section(groups, info, class_names),
             _histograms_section(groups, info, class_names), _suspects_section(ranked, thumbs, suspect_rule),

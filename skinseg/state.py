@@ -115,8 +115,9 @@ def up_to_date(dst: Path, last: FinishedBuild, current: BuildInfo, fingerprints:
 
 def comparable(info: BuildInfo) -> str:
     """What a re-run compares with the last build's build.json: all but its
-    counts, run and warnings (a card's warning is added as it is written)."""
-    return json_text(dataclasses.replace(info, counts=None, run=None, warnings=()).to_json())
+    counts, run, data checks (made of the records) and warnings (a card's
+    warning is added as it is written)."""
+    return json_text(dataclasses.replace(info, counts=None, run=None, data_checks=None, warnings=()).to_json())
 
 
 def final_key(info: BuildInfo, fingerprints: Iterable[str]) -> str:

@@ -11,8 +11,8 @@ from conftest import BLUE_BGR, copy_eval_photos, make_dataset, read_manifest, ru
 from skinseg.labels import class_color
 
 MANIFEST_KEYS = {"source", "split", "class_name", "class_id", "status", "reason", "image", "mask", "preview",
-                 "skin_mask",
-                 "size", "crop", "face", "skin_fraction", "fingerprint", "segmentation", "rendering"}
+                 "skin_mask", "size", "crop", "face", "skin_fraction", "body_skin", "fingerprint", "segmentation",
+                 "rendering", "checks"}
 
 
 @pytest.fixture

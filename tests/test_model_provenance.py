@@ -100,6 +100,8 @@ def test_a_rerun_without_the_models_stops_before_replacing_a_build_made_with_the
         assert f"put {name} in the folder named by $SKINSEG_MODEL_DIR" in message
     assert str(models.cache_dir()) in message and "--mesh-model PATH" in message
     assert "skinseg models fetch" in message and "--allow-fallback" in message
+    # One line per stage and per way to get its model, not one line with escaped breaks.
+    assert "\\n" not in message and sum(line.startswith("  - ") for line in message.splitlines()) == 3
 
     build(src, dst, *second, "--allow-fallback", "--quiet")     # asked for: it runs, and says so
     info = read_build_info(dst)

@@ -20,12 +20,14 @@ def src(tmp_path):
 
 
 def test_three_shards_in_sequence_equal_one_run(src, tmp_path):
-    run_cli("--src", src, "--dst", tmp_path / "one", "--workers", "1", "--quiet", expect=1)
+    # --no-face: the synthetic photos have none, and shards need no models (a shard would not fall back)
+    run_cli("--src", src, "--dst", tmp_path / "one", "--workers", "1", "--no-face", "--quiet", expect=1)
     sharded = tmp_path / "sharded"
     from skinseg.build import in_shard
 
     for k in (1, 2, 3):
-        result = run_cli("--src", src, "--dst", sharded, "--workers", "1", "--shard", f"{k}/3", expect=None)
+        result = run_cli("--src", src, "--dst", sharded, "--workers", "1", "--no-face", "--shard", f"{k}/3",
+                         expect=None)
         if k < 3:
             # A shard's exit status is about its own images.
             assert result.exit_code == int(in_shard("train/Acne/broken.jpg", (k, 3)))
@@ -40,23 +42,23 @@ def test_three_shards_in_sequence_equal_one_run(src, tmp_path):
 
 
 def test_shards_in_parallel_processes(src, tmp_path):
-    run_cli("--src", src, "--dst", tmp_path / "one", "--workers", "1", "--quiet", expect=1)
+    run_cli("--src", src, "--dst", tmp_path / "one", "--workers", "1", "--no-face", "--quiet", expect=1)
     dst = tmp_path / "parallel"
     procs = [subprocess.Popen([sys.executable, str(REPO / "build_dataset.py"), "--src", str(src), "--dst", str(dst),
-                               "--workers", "1", "--quiet", "--shard", f"{k}/3"],
+                               "--workers", "1", "--no-face", "--quiet", "--shard", f"{k}/3"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in (1, 2, 3)]
     for proc in procs:
         proc.communicate(timeout=300)
     if not (dst / "manifest.jsonl").exists():
         # Documented recovery when no shard saw all siblings finish: re-run one.
-        run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--shard", "2/3", expect=None)
+        run_cli("--src", src, "--dst", dst, "--workers", "1", "--no-face", "--quiet", "--shard", "2/3", expect=None)
     assert dataset_files(dst) == dataset_files(tmp_path / "one")
 
 
 def test_shards_with_different_parameters_are_refused(src, tmp_path):
     dst = tmp_path / "dst"
-    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--shard", "1/2")
-    result = run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--shard", "2/2",
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--no-face", "--quiet", "--shard", "1/2")
+    result = run_cli("--src", src, "--dst", dst, "--workers", "1", "--no-face", "--quiet", "--shard", "2/2",
                      "--kernel-size", "3", expect=2)
     assert "other parameters" in result.output
 
