@@ -26,20 +26,23 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from throughput import eval_photos, make_dataset  # noqa: E402
 
 import skinseg.build as build_module  # noqa: E402
+import skinseg.finalize as finalize_module  # noqa: E402
 from skinseg.config import BuildConfig  # noqa: E402
 
 
 def timed_build(src: Path, dst: Path, report: bool) -> float:
-    saved = build_module.write_report, build_module._mark_report_sample
+    """One build's seconds; without the report: no report.html, no thumbnails
+    (the workers draw them for the images the build marks for the report)."""
+    saved = finalize_module.write_report, build_module.mark_report_sample
     if not report:
-        build_module.write_report = lambda *args, **kwargs: None
-        build_module._mark_report_sample = lambda tasks: tasks
+        finalize_module.write_report = lambda *args, **kwargs: []
+        build_module.mark_report_sample = lambda tasks, class_names: tasks
     try:
         started = time.perf_counter()
         build_module.build(BuildConfig(src, dst, workers=len(os.sched_getaffinity(0)), progress=False))
         return time.perf_counter() - started
     finally:
-        build_module.write_report, build_module._mark_report_sample = saved
+        finalize_module.write_report, build_module.mark_report_sample = saved
 
 
 def main() -> None:
