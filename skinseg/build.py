@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import logging
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from .buildinfo import DataChecks, ModelUses, RunInfo
 from .config import BuildConfig
 from .datachecks import assess
 from .destination import check_paths, check_writable, manifest_is_ours
-from .discover import DatasetError, discover
+from .discover import BACKGROUND_NAME, DatasetError, discover
 from .errors import BuildAborted, BuildError, BuildInterrupted, OutputWriteError
 from .fallback import previous_build, refusal
 from .finalize import finalize, remove_temp_files_of
@@ -46,6 +45,7 @@ from .plan import (
     schedule,
     worker_count,
 )
+from .progress import Progress
 from .records import STATUSES, ImageTask, Record, by_status, failed_lines, read_records, shared
 from .runner import Runtime, WorkerStartError, run
 from .shards import check_shards, finish_shard, in_shard, lock_group
@@ -61,7 +61,9 @@ FAILED_SHOWN = 10                                 # failed images a BuildResult 
 @dataclass
 class BuildResult:
     """What a build did: counts per split, the first failures, the models
-    each stage ran with, and every image's record (`records`)."""
+    each stage ran with, and every image's record (`records`).
+    `class_names` is classes.txt's list: index = class id, 0 = "background"
+    (not skin), as in `SkinDataset.classes` and id2label.json."""
 
     dst: Path
     class_names: list[str]
@@ -195,7 +197,8 @@ def _unchanged(prepared: Prepared) -> Optional[BuildResult]:
     info = dataclasses.replace(last.info, run=RunInfo(prepared.started_at, round(elapsed, 3), workers=0, processed=0,
                                                       segmented=0, reused=len(tasks)))
     write_text(dst / layout.BUILD_JSON, json_text(info.to_json(), indent=2) + "\n")
-    return BuildResult(dst, prepared.class_names, processed=0, reused=len(tasks), elapsed_seconds=elapsed,
+    return BuildResult(dst, [BACKGROUND_NAME, *prepared.class_names], processed=0, reused=len(tasks),
+                       elapsed_seconds=elapsed,
                        by_split=_by_split((t.split, STATUS_LETTERS[s]) for t, s in zip(tasks, statuses)),
                        failed=failed, warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
                        outside_classes=prepared.discovery.outside_classes, workers=0,
@@ -220,10 +223,8 @@ def _build_locked(prepared: Prepared) -> BuildResult:
 
     runtime = Runtime(src=src, dst=dst, config=config.pipeline, models=prepared.plans,
                       mask_dtype=prepared.mask_dtype)
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(mine), initial=reused, unit="img", disable=not config.progress, file=sys.stderr,
-               dynamic_ncols=True, desc="building" if config.shard is None else f"shard {config.shard[0]}")
+    bar = Progress(len(mine), reused, "building" if config.shard is None else f"shard {config.shard[0]}",
+                   config.progress, config.progress_interval)
     output = config.pipeline.output
     try:
         journal = Journal(dst, config.shard)
@@ -267,7 +268,7 @@ def _build_locked(prepared: Prepared) -> BuildResult:
         journal.close()
         bar.close()
 
-    result = BuildResult(dst, prepared.class_names, processed=len(pending), reused=reused,
+    result = BuildResult(dst, [BACKGROUND_NAME, *prepared.class_names], processed=len(pending), reused=reused,
                          elapsed_seconds=time.monotonic() - prepared.started,
                          warnings=list(prepared.discovery.warnings), ignored=prepared.discovery.ignored,
                          outside_classes=prepared.discovery.outside_classes, shard=config.shard, workers=workers,

@@ -445,7 +445,11 @@ def read_build_info(dst: Path) -> BuildInfo:
     """dst/build.json, validated.  Raises BuildInfoError (missing=True when
     there is no such file) with a message that names the file and says why.
     Only a regular file is read (a named pipe there is not waited on)."""
-    path = Path(dst) / BUILD_JSON
+    return read_build_info_file(Path(dst) / BUILD_JSON)
+
+
+def read_build_info_file(path: Path) -> BuildInfo:
+    """A build.json at any path (``--like``), validated as read_build_info does."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:

@@ -13,7 +13,7 @@ from typing import Optional
 
 import click
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}     # every command's (cli.py's too)
+from .cli_options import CONTEXT
 
 
 @click.group("models", context_settings=CONTEXT, short_help="Fetch, check and show the model files.")

@@ -64,9 +64,19 @@ BACKGROUNDS, IMAGE_FORMATS, LAYOUTS, CROP_FACES = (get_args(Background), get_arg
                                                    get_args(CropFaces))
 DEFAULT_METHOD: MethodName = "adaptive"
 
-# Folder names read as splits, in any case; the split is the name in lower
-# case (discover.py), and --split-ratio names these.
+# Folder names read as splits, in any case (discover.py), and the names
+# --split-ratio takes.  By default (--split-names standard) each is the split
+# Hugging Face and most training code expect; `as-is`: its name in lower case.
 SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "dev", "test", "testing")
+STANDARD_SPLITS = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
+                   "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
+SplitNaming = Literal["standard", "as-is"]
+SPLIT_NAMINGS = get_args(SplitNaming)
+
+
+def dataset_split(name: str, naming: SplitNaming = "standard") -> str:
+    """The split a split folder's name (in lower case, one of SPLIT_NAMES) gives."""
+    return STANDARD_SPLITS[name] if naming == "standard" else name
 
 # The long side of the working copy of every image: face detection
 # (BlazeFace looks at 128-192 px anyway), the face mesh's crops, person
@@ -390,20 +400,33 @@ class InputParams:
         shares above 0 that add up to 1.
     split_seed : int
         With split_ratio: which images go to which split.
+    split_names : {'standard', 'as-is'}
+        'standard': split folders (and split_ratio's names) become train,
+        validation and test (`STANDARD_SPLITS`: val, valid and dev are
+        validation); 'as-is': the folder's name in lower case.
 
     Raises
     ------
     ConfigError
-        An unknown split name, a share out of range, shares not adding up to 1.
+        An unknown split name, a share out of range, shares not adding up to
+        1, two names of split_ratio that are one split.
     """
 
     skip_unknown_folders: bool = checked(False, "--skip-unknown-folders", Flag())
     split_ratio: Optional[tuple[tuple[str, float], ...]] = checked(None, "--split-ratio",
                                                                    Optional_(SplitRatio(SPLIT_NAMES)))
     split_seed: int = checked(0, "--split-seed", Whole())
+    split_names: SplitNaming = checked("standard", "--split-names", Choice(SPLIT_NAMINGS))
 
     def __post_init__(self) -> None:
         check_fields(self)
+        named: dict[str, str] = {}
+        for name, _ in self.split_ratio or ():
+            split = dataset_split(name, self.split_names)
+            if split in named:
+                raise fail(self, "split_ratio", f"{named[split]} and {name} are both the split {split} "
+                                                "(--split-names standard): give one, or --split-names as-is")
+            named[split] = name
 
 
 @dataclass(frozen=True)
@@ -427,11 +450,14 @@ class BuildConfig:
     overwrite : bool
         Rebuild every image; allow a non-empty dst that is not a build.
     progress : bool
-        Show a progress bar on stderr.
+        Show progress on stderr: a bar on a terminal, else (a log file:
+        SLURM, CI, nohup) a line every `progress_interval` seconds.
+    progress_interval : float
+        Seconds between those lines (above 0, at most 3600).
     shard : (int, int), optional
         (k, n): do part k of n of the work (1 <= k <= n).
     sample : int, optional
-        Only this many images per class (at least 1).
+        Only this many images per class in each split (at least 1).
     image_timeout : float
         Seconds an image may take (above 0, at most `MAX_IMAGE_TIMEOUT`).
     retry_failed : bool
@@ -453,7 +479,8 @@ class BuildConfig:
     classes_file: Optional[Path] = checked(None, "--classes", Optional_(PathValue()))
     workers: Optional[int] = checked(None, "--workers", Optional_(Whole(1)))
     overwrite: bool = checked(False, "--overwrite", Flag())
-    progress: bool = checked(True, None, Flag())      # tqdm bar (the CLI turns it off when not a TTY)
+    progress: bool = checked(True, None, Flag())      # the CLI's --quiet turns it off
+    progress_interval: float = checked(10.0, "--progress-interval", Real(0, 3600, low_open=True, unit="seconds"))
     shard: Optional[tuple[int, int]] = checked(None, "--shard", Optional_(Shard()))
     sample: Optional[int] = checked(None, "--sample", Optional_(Whole(1)))
     # A 100-megapixel photo takes about 4 s on the team's machine: an image still running after 120 s is stuck.

@@ -1,8 +1,10 @@
 """Find the images of a classification dataset and give every class an id.
 
 Layout: ``src/<split>/<class>/**/<image>``, split folders named in any case
-(`SPLIT_NAMES`); or ``src/<class>/**/<image>`` divided into splits by a
-seeded ratio (`InputParams.split_ratio`).  Nothing here reads pixels; the
+(`config.SPLIT_NAMES`, each the split `config.dataset_split` says:
+``valid/`` is ``validation`` unless `InputParams.split_names` is 'as-is');
+or ``src/<class>/**/<image>`` divided into splits by a seeded ratio
+(`InputParams.split_ratio`).  Nothing here reads pixels; the
 result is a deterministic, sorted list of `SourceImage` plus what was ignored
 and why, so the build can report it.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .config import InputParams
+from .config import SPLIT_NAMES, STANDARD_SPLITS, InputParams, dataset_split
 from .folders import (
     CONTAINS_SOURCE,
     NOT_SOURCE,
@@ -39,8 +41,6 @@ from .folders import (
 from .names import json_text, name_bytes, printable, text_name  # noqa: F401
 from .reading import NotReadable, read_regular_file
 
-# Folder names read as splits, in any case; the split is the name in lower case.
-SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "dev", "test", "testing")
 # Not a dataset folder: the resource forks macOS's zip tool adds.
 MACOS_ZIP_FOLDER = "__MACOSX"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -73,6 +73,16 @@ def _is_hidden(name: str) -> bool:
 
 
 OUTSIDE_CLASSES = "an image outside any class folder: not used (its class is unknown; move it into a class folder)"
+TOP_LEVEL_FILE = "file at the top level of the source, outside any split folder"
+SPLIT_LEVEL_FILE = "file directly in a split folder, outside any class folder"
+NOT_AN_IMAGE = "not an image file name (extension is not one of " + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"
+
+
+def ignored_counts(ignored: list[tuple[str, str]]) -> tuple[int, int]:
+    """(files that are not images, folders not read) of a Discovery's
+    ignored paths; images outside class folders are neither (said apart)."""
+    files = sum(why in (TOP_LEVEL_FILE, SPLIT_LEVEL_FILE, NOT_AN_IMAGE) for _, why in ignored)
+    return files, sum(why != OUTSIDE_CLASSES for _, why in ignored) - files
 
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
@@ -110,7 +120,7 @@ def safe_name(text: str) -> str:
     return cleaned or "_"
 
 
-def _fit(stem: str, source: str) -> str:
+def fit_stem(stem: str, source: str) -> str:
     """stem, or, when too long for a file name, its start and a hash of the
     source (unique, as the source path is)."""
     if len(name_bytes(stem)) <= MAX_STEM_BYTES:
@@ -141,12 +151,13 @@ def _output_stems(items: list[tuple[str, str, str, str]]) -> list[str]:
     for (source, split, _, _), stem in zip(items, readable):
         if counts[(split, stem.casefold())] > 1:
             stem += "-" + hashlib.sha1(name_bytes(source)).hexdigest()[:8]
-        stems.append(_fit(stem, source))
+        stems.append(fit_stem(stem, source))
     return stems
 
 
 def split_name(folder: str) -> Optional[str]:
-    """The split a top-level folder is (its name in lower case), or None."""
+    """Whether a top-level folder is a split folder: its name in lower case
+    (one of SPLIT_NAMES), or None."""
     name = unicodedata.normalize("NFC", text_name(folder)).strip().casefold()
     return name if name in SPLIT_NAMES else None
 
@@ -250,8 +261,7 @@ def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams
                         outside.append(relative)
                         ignored.append((relative, OUTSIDE_CLASSES))
                     else:
-                        ignored.append((relative, "file at the top level of the source, outside any split folder"
-                                        if not where else "file directly in a split folder, outside any class folder"))
+                        ignored.append((relative, SPLIT_LEVEL_FILE if where else TOP_LEVEL_FILE))
                     continue
                 st = entry.stat()
                 folder, is_link = (st.st_dev, st.st_ino), entry.is_symlink()
@@ -299,18 +309,26 @@ def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams
                                    f"split folder ({', '.join(SPLIT_NAMES)}, in any case), so its images would not "
                                    "be used: rename it, move it out, or pass --skip-unknown-folders to leave it out")
         kept = read_once([(entry.name, folder, link) for entry, folder, link, split in splits if split])
-        split_dirs = [(name, split) for name, split in split_dirs if name in kept]
+        split_dirs = [(name, dataset_split(split, params.split_names)) for name, split in split_dirs if name in kept]
         by_split: dict[str, list[str]] = {}
         for folder, split in split_dirs:
             by_split.setdefault(split, []).append(folder)
         for split, names in by_split.items():
             if len(names) > 1:
+                apart = (" (or pass --split-names as-is to keep them as separate splits)"
+                         if len({split_name(n) for n in names}) > 1 else "")
                 raise DatasetError(f"the folders {' and '.join(repr(printable(n)) for n in names)} in "
-                                   f"{printable(str(src))} are both split '{split}': merge them or rename one")
-        present = {split for _, split in split_dirs}
-        if {"val", "valid"} <= present or {"val", "validation"} <= present or {"valid", "validation"} <= present:
-            warnings.append("more than one validation folder (val, valid, validation) exists; "
-                            "they are kept as separate splits")
+                                   f"{printable(str(src))} are both split '{split}': merge them or rename "
+                                   f"one{apart}")
+        # As they are (--split-names as-is), two folders of one standard split stay apart: say so.
+        by_standard: dict[str, list[str]] = {}
+        for folder, split in split_dirs:
+            by_standard.setdefault(STANDARD_SPLITS[split], []).append(folder)
+        for split, names in by_standard.items():
+            if len(names) > 1:
+                warnings.append(f"the folders {' and '.join(repr(printable(n)) for n in names)} are "
+                                f"{'both' if len(names) == 2 else 'all'} {split} folders; they are kept as separate "
+                                "splits (--split-names as-is)")
         linked_splits = {entry.name for entry, _, link, _ in splits if link}
         for folder, split in split_dirs:
             for entry, identity_, link in folders(src / folder, f"{folder}/"):
@@ -344,7 +362,6 @@ def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams
                         "move them into class folders")
     roots = [(str(folder), relative_to_src(folder), (split, name, len(relative_to_src(folder)) + 1))
              for split, folder, name in named]
-    not_images = "not an image file name (extension is not one of " + " ".join(sorted(IMAGE_EXTENSIONS)) + ")"
     try:
         for (split, name, cut), folder, files, skipped in walk(roots, claims, unread):
             ignored.extend(skipped)
@@ -354,7 +371,7 @@ def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams
                 if os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
                     found.append((prefix + file, split, name, below + file))
                 else:
-                    ignored.append((prefix + file, not_images))
+                    ignored.append((prefix + file, NOT_AN_IMAGE))
     except UnreadableRoot as exc:
         raise cannot_read(f"the class folder {printable(exc.relative)}", exc.error) from None
     class_names.update(name for _, _, name in named)
@@ -374,7 +391,8 @@ def discover(src: Path, dst: Optional[Path] = None, params: Optional[InputParams
                         f"cannot be read ({_shown(unreadable)}): the images in "
                         f"{'them' if len(unreadable) > 1 else 'it'} are not used (listed in build.json as ignored)")
     if params.split_ratio:
-        chosen = divide([(source, name) for source, _, name, _ in found], params.split_ratio, params.split_seed)
+        ratio = tuple((dataset_split(name, params.split_names), share) for name, share in params.split_ratio)
+        chosen = divide([(source, name) for source, _, name, _ in found], ratio, params.split_seed)
         found = [(source, chosen[source], name, below) for source, _, name, below in found]
     found.sort()
     images = [SourceImage(source, split, cls, stem)

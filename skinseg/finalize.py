@@ -26,7 +26,7 @@ from .buildinfo import DataChecks, RunInfo
 from .destination import manifest_is_ours
 from .discover import BACKGROUND_NAME
 from .encoding import encode_image
-from .hub import write_hub_files
+from .hub import label_maps, write_hub_files
 from .journal import remove_stale_outputs
 from .names import json_text
 from .plan import Prepared
@@ -57,7 +57,11 @@ def finalize(prepared: Prepared, records: list[Record], run: RunInfo, data_check
     if manifest_is_ours(dst):
         with contextlib.suppress(FileNotFoundError):       # another shard finishing set it aside
             os.replace(dst / layout.MANIFEST, dst / layout.PREVIOUS_MANIFEST)
-    write_text(dst / layout.CLASSES_TXT, "\n".join([BACKGROUND_NAME] + prepared.class_names) + "\n")
+    classes = [BACKGROUND_NAME] + prepared.class_names
+    write_text(dst / layout.CLASSES_TXT, "\n".join(classes) + "\n")
+    id2label, label2id = label_maps(classes)
+    write_text(dst / layout.ID2LABEL, id2label)
+    write_text(dst / layout.LABEL2ID, label2id)
     atomic_write_bytes(dst / layout.LEGEND, encode_image(outputs.legend_image(
         prepared.class_names, config.pipeline.output.layout, prepared.mask_dtype), ".png"))
     info = prepared.info()
@@ -73,7 +77,8 @@ def finalize(prepared: Prepared, records: list[Record], run: RunInfo, data_check
     report_files = write_report(dst, config.src, records, info)
     write_lines(dst / layout.MANIFEST, (record_line(r) for r in records))
     remove_stale_outputs(dst, records, manifest_ours=True)
-    listed = (layout.CLASSES_TXT, layout.LEGEND, layout.MANIFEST, *hub_files, *report_files)
+    listed = (layout.CLASSES_TXT, layout.ID2LABEL, layout.LABEL2ID, layout.LEGEND, layout.MANIFEST, *hub_files,
+              *report_files)
     run_warnings = _save_final_state(dst, final_state_text(key, "".join(r.status[0] for r in records),
                                                            {name: stamp(dst / name) for name in listed}))
     # The dataset is complete: resume state is no longer needed.  The

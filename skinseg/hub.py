@@ -4,9 +4,13 @@ Per split, ``metadata-<split>.jsonl`` pairs each written image with its mask
 (and skin mask) by path, the way the `imagefolder` builder reads metadata
 (``file_name``, ``mask_file_name``: columns ``image``, ``mask``); the dataset
 card, ``README.md``, names these files in its YAML ``configs`` (with
-``metadata_filenames``, which `datasets` 4.0 added), and says what the mask
-values mean (``id2label``, the ignore value), the task and how the dataset
-was built (tool version, parameters).  The YAML is written as JSON, which
+``metadata_filenames``, which `datasets` 4.0 added), gives the features
+(``class_id`` a ``ClassLabel`` whose names are classes.txt's, so
+``features["class_id"].int2str`` names a class), says what the mask values
+mean (``id2label``, the ignore value), the splits, the task and how the
+dataset was built (tool version, parameters).  ``id2label.json`` and
+``label2id.json`` (`label_maps`) are classes.txt as the `transformers`
+convention has it.  The YAML is written as JSON, which
 YAML reads, so no YAML library is needed; the characters a YAML stream may
 not hold are escaped, and names in the card's markdown are escaped too.
 """
@@ -60,7 +64,38 @@ def metadata_lines(records: list[Record], split: str) -> Iterator[str]:
         yield json_text(row) + "\n"
 
 
-def _card(splits: list[str], info: BuildInfo, skin_masks: bool) -> str:
+def label_maps(classes: Iterable[str]) -> tuple[str, str]:
+    """The text of id2label.json and label2id.json: classes.txt's lines
+    (line N names id N, 0 is background) as {"N": name} and {name: N}."""
+    names = list(classes)
+    return (json_text({str(i): name for i, name in enumerate(names)}, indent=2) + "\n",
+            json_text({name: i for i, name in enumerate(names)}, indent=2) + "\n")
+
+
+def split_folders(records: list[Record], info: BuildInfo) -> dict[str, str]:
+    """The source's split folders whose split has another name (``valid`` ->
+    ``validation``), from the records' sources; none for a source divided
+    by --split-ratio (its first folders are classes)."""
+    if info.parameters.get("input", {}).get("split_ratio"):
+        return {}
+    renamed = {}
+    for r in records:
+        folder = r.source.split("/", 1)[0]
+        if folder.casefold() != r.split:
+            renamed[folder] = r.split
+    return dict(sorted(renamed.items()))
+
+
+def _splits_text(splits: list[str], renamed: dict[str, str], info: BuildInfo) -> str:
+    names = ", ".join(f"`{s}`" for s in splits)          # names of config.SPLIT_NAMES: nothing to escape
+    if info.parameters.get("input", {}).get("split_names", "standard") != "standard":
+        return f"Splits: {names}, named as the source's split folders (`--split-names as-is`)."
+    moved = "; ".join(f"{markdown_cell(f)}/ is `{s}`" for f, s in renamed.items())
+    return (f"Splits: {names}, named as Hugging Face expects (train, validation, test; "
+            f"`--split-names standard`){': ' + moved if moved else ''}.")
+
+
+def _card(splits: list[str], info: BuildInfo, skin_masks: bool, renamed: dict[str, str]) -> str:
     classes = list(info.classes)
     layout, dtype = info.layout, info.mask_dtype
     values = legend_rows(classes[1:], layout, dtype)
@@ -68,7 +103,9 @@ def _card(splits: list[str], info: BuildInfo, skin_masks: bool) -> str:
     features = [{"name": "image", "dtype": "image"}, {"name": "mask", "dtype": "image"}]
     if skin_masks:
         features.append({"name": "skin_mask", "dtype": "image"})
-    features += [{"name": "class_id", "dtype": "int64"}, {"name": "class_name", "dtype": "string"},
+    # A ClassLabel: its names are classes.txt's lines (index = class id; 0, background, is no image's class).
+    class_label = {"class_label": {"names": {str(i): name for i, name in enumerate(classes)}}}
+    features += [{"name": "class_id", "dtype": class_label}, {"name": "class_name", "dtype": "string"},
                  {"name": "source", "dtype": "string"}]
     meta = {
         "task_categories": ["image-segmentation"],
@@ -81,7 +118,10 @@ def _card(splits: list[str], info: BuildInfo, skin_masks: bool) -> str:
                      "data_files": [{"split": s, "path": [metadata_name(s)] + [f"{folder}/{s}/*" for folder in
                                                                                 (IMAGES_DIR, MASKS_DIR, PREVIEWS_DIR)]}
                                     for s in splits],
-                     "metadata_filenames": [metadata_name(s) for s in splits]}],
+                     "metadata_filenames": [metadata_name(s) for s in splits],
+                     # The builder's own features (dataset_info's alone are not applied to a folder with
+                     # metadata files: `datasets` would infer class_id as a plain int64).
+                     "features": features}],
         "dataset_info": {"features": features},
         "id2label": id2label,
         "ignore_index": info.ignore_index,
@@ -99,6 +139,9 @@ def _card(splits: list[str], info: BuildInfo, skin_masks: bool) -> str:
             "per image, `image`, `mask` (a pixel's value is its label) and the image's class.\n\n"
             "```python\nfrom datasets import load_dataset\n\n"
             "dataset = load_dataset(\"path/to/this/folder\")   # needs datasets 4.0 or later\n```\n\n"
+            f"{_splits_text(splits, renamed, info)} `class_id` is a `ClassLabel` "
+            "(`dataset[\"train\"].features[\"class_id\"].int2str(k)` names class `k`); `classes.txt`, "
+            "`id2label.json` and `label2id.json` list the same names.\n\n"
             f"Mask values ({dtype}): {learn}\n\n| value | label |\n| --- | --- |\n{table}\n"
             "Every parameter of the build is in `build.json`; every source image's record, including the "
             "skipped and failed ones, in `manifest.jsonl`; `report.html` shows the build.\n")
@@ -122,5 +165,5 @@ def write_hub_files(dst: Path, records: list[Record], info: BuildInfo,
     if card.exists() and CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
         return [f"{card} is not a skinseg dataset card, so it was left as it is: Hugging Face's load_dataset "
                 "needs the card skinseg writes there (move that file and build again)"], written
-    write(card, [_card(sorted(splits), info, any(r.skin_mask for r in records))])
+    write(card, [_card(sorted(splits), info, any(r.skin_mask for r in records), split_folders(records, info))])
     return [], written + [CARD]

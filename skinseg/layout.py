@@ -5,7 +5,8 @@ hold them; a module that writes or reads a file in dst takes its name from
 here.  The tool's own forms are also what makes removal safe: only paths
 `is_own_output` accepts are ever deleted (journal.remove_stale_outputs).
 
-    manifest.jsonl  build.json  classes.txt  report.html  README.md  metadata-<split>.jsonl
+    manifest.jsonl  build.json  classes.txt  id2label.json  label2id.json  report.html  README.md
+    metadata-<split>.jsonl
     images/<split>/<stem>.jpg|png      masks/<split>/<stem>.png      masks_preview/<split>/<stem>.png
     skin_masks/<split>/<stem>.png      masks_preview/legend.png      report/thumbs/<key>_<kind>.jpg
     .skinseg/  final.json  journal[-K-of-N].jsonl  pending[-K-of-N].jsonl  manifest-previous.jsonl
@@ -30,6 +31,8 @@ from .names import name_bytes
 MANIFEST = "manifest.jsonl"          # one record per source image (records.py), written last
 BUILD_JSON = "build.json"            # buildinfo.BuildInfo
 CLASSES_TXT = "classes.txt"          # line N names class id N
+ID2LABEL = "id2label.json"           # classes.txt as Hugging Face's id2label: {"0": "background", "1": ...}
+LABEL2ID = "label2id.json"           # and its inverse: {"background": 0, ...}
 REPORT_HTML = "report.html"
 CARD = "README.md"                   # the Hugging Face dataset card (hub.py)
 METADATA_GLOB = "metadata-*.jsonl"
@@ -50,7 +53,8 @@ def metadata_split(name: str) -> Optional[str]:
 # The names a first build must not find there, written by another tool:
 # skinseg's loader reads them, so they cannot be someone else's.
 def is_dataset_file_name(name: str) -> bool:
-    return name in (MANIFEST, BUILD_JSON, CLASSES_TXT, REPORT_HTML) or metadata_split(name) is not None
+    return name in (MANIFEST, BUILD_JSON, CLASSES_TXT, ID2LABEL, LABEL2ID, REPORT_HTML) or \
+        metadata_split(name) is not None
 
 
 # ------------------------------------------------------------------ each image's files
@@ -69,11 +73,21 @@ LABEL_FILES = ("mask", "preview", "skin_mask")
 
 def output_paths(split: str, stem: str, output: OutputParams) -> dict[str, str]:
     """An image's files, by kind (as outputs.render names them)."""
-    paths = {"image": f"{IMAGES_DIR}/{split}/{stem}{output.image_extension}",
-             "mask": f"{MASKS_DIR}/{split}/{stem}.png",
-             "preview": f"{PREVIEWS_DIR}/{split}/{stem}.png"}
+    return _image_files(f"/{split}", stem, output)
+
+
+def photo_paths(stem: str, output: OutputParams) -> dict[str, str]:
+    """A photo's files written by `skinseg segment`, relative to its --out,
+    by kind: a build's folders and names, without the split."""
+    return _image_files("", stem, output)
+
+
+def _image_files(split_folder: str, stem: str, output: OutputParams) -> dict[str, str]:
+    paths = {"image": f"{IMAGES_DIR}{split_folder}/{stem}{output.image_extension}",
+             "mask": f"{MASKS_DIR}{split_folder}/{stem}.png",
+             "preview": f"{PREVIEWS_DIR}{split_folder}/{stem}.png"}
     if output.layout == "train-ready":
-        paths["skin_mask"] = f"{SKIN_MASKS_DIR}/{split}/{stem}.png"
+        paths["skin_mask"] = f"{SKIN_MASKS_DIR}{split_folder}/{stem}.png"
     return paths
 
 

@@ -35,6 +35,7 @@ from .labels import ignore_index, mask_dtype, max_classes
 from .layout import IMAGE_FILES, LABEL_FILES, output_paths
 from .models import ModelUnavailable
 from .names import json_text, name_bytes
+from .progress import is_terminal
 from .records import ImageTask, Record
 from .sampling import contact_sheet, sample_key
 from .state import exists
@@ -75,7 +76,7 @@ def resolve_classes(config: BuildConfig, discovery: Discovery) -> list[str]:
 def plan_build_models(config: BuildConfig) -> ModelPlans:
     """Find (or download) the models once, before any worker starts."""
     try:
-        return plan_models(config.pipeline, config.progress)
+        return plan_models(config.pipeline, config.progress and is_terminal())    # a download's bar
     except ModelUnavailable as exc:
         raise BuildError(str(exc)) from None
 
@@ -118,13 +119,15 @@ class Keys:
 
 
 def sample_sources(discovery: Discovery, per_class: Optional[int]) -> Optional[set[str]]:
-    """At most per_class images of each class: those with the smallest hash
-    of their source path, so the choice is stable when images are added."""
+    """At most per_class images of each class in each split (every split
+    keeps some: a sample per class alone may leave a small split empty):
+    those with the smallest hash of their source path, so the choice is
+    stable when images are added."""
     if per_class is None:
         return None
-    by_class: dict[str, list[str]] = defaultdict(list)
+    by_class: dict[tuple[str, str], list[str]] = defaultdict(list)
     for image in discovery.images:
-        by_class[image.class_name].append(image.source)
+        by_class[(image.split, image.class_name)].append(image.source)
     chosen = set()
     for sources in by_class.values():
         chosen.update(sorted(sources, key=sample_key)[:per_class])

@@ -25,7 +25,10 @@ def test_import_is_cheap_and_the_api_is_exported():
 def test_build_from_python(tmp_path, no_models):
     src = make_dataset(tmp_path / "src", {"train/A/1.jpg": skin_image(), "valid/B/2.jpg": skin_image()})
     result = skinseg.build_dataset(BuildConfig(src, tmp_path / "dst", progress=False))
-    assert result.counts() == {"written": 2, "skipped": 0, "failed": 0} and result.class_names == ["A", "B"]
+    assert result.counts() == {"written": 2, "skipped": 0, "failed": 0}
+    # Issue 21: one class list, index = class id (0 = background): the result's, classes.txt's, the loader's.
+    assert result.class_names == ["background", "A", "B"] == (tmp_path / "dst/classes.txt").read_text().split("\n")[:-1]
+    assert SkinDataset(tmp_path / "dst", "train").classes == result.class_names
     with pytest.raises(skinseg.BuildError, match="not an existing folder"):
         skinseg.build_dataset(BuildConfig(tmp_path / "nope", tmp_path / "d", progress=False))
 

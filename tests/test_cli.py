@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -312,3 +313,13 @@ def test_class_folders_only_with_split_ratio(tmp_path):
     assert all(r["image"].startswith(f"images/{r['split']}/") for r in records)
     for bad in ("train=0.5", "bogus=1", "train=x", "train=0.5,train=0.5"):
         build(src, tmp_path / "d2", "--split-ratio", bad, expect=2)      # run_cli asserts the exit code
+
+
+def test_the_summary_aligns_its_splits_and_counts_classes_without_background(tmp_path):
+    """Issue 21: `test   24 written` under `validation 24 written` (padded to 6)."""
+    src = make_dataset(tmp_path / "src", {"train/A/1.png": skin_image(), "validation/A/2.png": skin_image(),
+                                          "test/B/3.png": skin_image()})
+    result = run_cli("--src", src, "--dst", tmp_path / "dst", "--workers", "1", "--no-face")
+    rows = [line for line in result.output.splitlines() if re.match(r"  (train|validation|test) +\d+ written", line)]
+    assert len(rows) == 3 and len({row.index(" written") - len(row.split()[1]) for row in rows}) == 1, result.output
+    assert "classes: 2 and background -> " in result.output

@@ -73,7 +73,7 @@ def test_duplicates_and_bad_photos_are_in_build_json_the_report_and_the_summary(
         < text.index('id="dup-within-class"') < text.index('id="flag-blurry"')
     assert "test/A/portrait copy.bmp" in page.tables["duplicates-across-splits"][1][2]
     assert "same pixels" in page.tables["duplicates-across-splits"][1][1]
-    assert page.tables["flagged-dark"][1][:3] == ["valid/A/dark.png", "valid", "A"]
+    assert page.tables["flagged-dark"][1][:3] == ["valid/A/dark.png", "validation", "A"]
     # With their thumbnails: the whole photo.
     assert {s for section, kind, s, _ in page.shown if section == "dup-across-splits" and kind == "photo"} == {
         "train/A/portrait.png", "test/A/portrait copy.bmp"}

@@ -42,14 +42,37 @@ def test_unknown_top_level_folder_is_an_error_unless_skipped(tmp_path):
 
 
 def test_split_folders_in_any_case_and_aliases(tmp_path):
+    """Issue 21: the aliases are the splits Hugging Face and training code
+    expect (train / validation / test); --split-names as-is keeps the names."""
     img = skin_image()
-    make_dataset(tmp_path, {"Train/A/1.jpg": img, "VALIDATION/A/2.jpg": img, "Dev/B/3.jpg": img,
-                            "testing/B/4.jpg": img})
+    make_dataset(tmp_path, {"Train/A/1.jpg": img, "Dev/B/3.jpg": img, "testing/B/4.jpg": img})
     found = discover(tmp_path)
     assert {(i.source, i.split) for i in found.images} == {
+        ("Train/A/1.jpg", "train"), ("Dev/B/3.jpg", "validation"), ("testing/B/4.jpg", "test")}
+    assert found.class_names == ["A", "B"] and not found.warnings
+    make_dataset(tmp_path, {"VALIDATION/A/2.jpg": img})
+    kept = discover(tmp_path, params=InputParams(split_names="as-is"))
+    assert {(i.source, i.split) for i in kept.images} == {
         ("Train/A/1.jpg", "train"), ("VALIDATION/A/2.jpg", "validation"), ("Dev/B/3.jpg", "dev"),
         ("testing/B/4.jpg", "testing")}
-    assert found.class_names == ["A", "B"]
+
+
+def test_two_aliases_of_one_split_stop_the_build_naming_both(tmp_path):
+    make_dataset(tmp_path, {"train/A/1.jpg": skin_image(), "val/A/2.jpg": skin_image(),
+                            "valid/A/3.jpg": skin_image()})
+    with pytest.raises(DatasetError, match=r"the folders 'val' and 'valid' in .* are both split 'validation': merge "
+                                           r"them or rename one \(or pass --split-names as-is"):
+        discover(tmp_path)
+
+
+def test_as_is_keeps_two_validation_folders_apart_and_names_them(tmp_path):
+    """The warning named `validation`, a folder that did not exist."""
+    make_dataset(tmp_path, {"train/A/1.jpg": skin_image(), "val/A/2.jpg": skin_image(),
+                            "valid/A/3.jpg": skin_image()})
+    found = discover(tmp_path, params=InputParams(split_names="as-is"))
+    assert {i.split for i in found.images} == {"train", "val", "valid"}
+    assert found.warnings == ["the folders 'val' and 'valid' are both validation folders; they are kept as separate "
+                              "splits (--split-names as-is)"]
 
 
 def test_two_folders_for_one_split_are_an_error(tmp_path):
@@ -92,8 +115,8 @@ def test_class_folders_without_splits_are_divided_by_a_seeded_ratio(tmp_path):
     counts = {(i.class_name, i.split): 0 for i in found.images}
     for i in found.images:
         counts[(i.class_name, i.split)] += 1
-    assert counts == {("Acne", "train"): 7, ("Acne", "val"): 2, ("Acne", "test"): 1,
-                      ("Eczema", "train"): 2, ("Eczema", "val"): 1}
+    assert counts == {("Acne", "train"): 7, ("Acne", "validation"): 2, ("Acne", "test"): 1,
+                      ("Eczema", "train"): 2, ("Eczema", "validation"): 1}
     assert {i.stem for i in found.images if i.class_name == "Eczema"} == {"Eczema__0", "Eczema__1", "Eczema__2"}
     again = discover(tmp_path, params=InputParams(split_ratio=ratio, split_seed=1))
     other = discover(tmp_path, params=InputParams(split_ratio=ratio, split_seed=2))

@@ -55,7 +55,9 @@ def test_stray_byte_before_sof_does_not_bypass_max_pixels(tmp_path):
 def test_very_elongated_image_is_refused_with_a_reason(tmp_path):
     src = make_dataset(tmp_path / "src", {"train/A/ok.png": skin_image(),
                                           "train/A/strip.png": np.full((100000, 16, 3), (120, 150, 210), np.uint8)})
-    proc = run_tool("--src", src, "--dst", tmp_path / "dst", "--workers", "1", "--no-face")
+    # --progress-interval: stderr is not a terminal, and a slow run would print its progress there.
+    proc = run_tool("--src", src, "--dst", tmp_path / "dst", "--workers", "1", "--no-face", "--progress-interval",
+                    "3600")
     assert proc.returncode == 1, proc.stderr
     strip = records_of(tmp_path / "dst")["train/A/strip.png"]
     assert strip["status"] == "failed" and "16x100000" in strip["reason"] and "65500" in strip["reason"]

@@ -315,16 +315,16 @@ def test_output_folders_a_change_empties_are_removed(tmp_path):
                                           for split in ("train", "valid") for i in range(2)})
     dst = tmp_path / "dst"
     build(src, dst, "--layout", "train-ready")
-    (dst / "masks_preview/valid/notes.txt").write_text("mine")
+    (dst / "masks_preview/validation/notes.txt").write_text("mine")
     for path in (src / "valid/A").iterdir():
         path.unlink()
     (src / "valid/A").rmdir()
     (src / "valid").rmdir()
     run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", check_src=False)
-    assert (dst / "masks_preview/valid/notes.txt").read_text() == "mine"
-    (dst / "masks_preview/valid/notes.txt").unlink()
+    assert (dst / "masks_preview/validation/notes.txt").read_text() == "mine"
+    (dst / "masks_preview/validation/notes.txt").unlink()
     build(src, tmp_path / "clean")
-    assert folders(dst) == folders(tmp_path / "clean") | {"masks_preview/valid"}
+    assert folders(dst) == folders(tmp_path / "clean") | {"masks_preview/validation"}
 
 
 # ------------------------------------------------------------ L13, L14: files and shards of others

@@ -68,3 +68,46 @@ def test_a_foreign_readme_is_left_alone_and_stale_metadata_removed(src, tmp_path
     assert (dst / "README.md").read_text() == "# my notes\n"
     assert "not a skinseg dataset card" in result.output
     assert not (dst / "metadata-validation.jsonl").exists() and (dst / "metadata-train.jsonl").is_file()
+
+
+def test_the_class_is_a_class_label_and_the_label_maps_are_written(src, tmp_path):
+    """Issue 21: class_id was a plain int64 (the card's features alone are not
+    applied to a folder with metadata files), and id2label sat only in the card."""
+    dst = tmp_path / "dst"
+    run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face")
+    train = load(dst)["train"]
+    class_id = train.features["class_id"]
+    assert isinstance(class_id, datasets.ClassLabel)
+    assert class_id.names == (dst / "classes.txt").read_text().splitlines() == ["background", "Acne", "Normal Skin"]
+    for row in train:
+        assert class_id.int2str(row["class_id"]) == row["class_name"]
+    assert json.loads((dst / "id2label.json").read_text()) == {"0": "background", "1": "Acne", "2": "Normal Skin"}
+    assert json.loads((dst / "label2id.json").read_text()) == {"background": 0, "Acne": 1, "Normal Skin": 2}
+    card = (dst / "README.md").read_text()
+    assert "Splits: `train`, `validation`, named as Hugging Face expects" in card
+    assert "Validation/ is" not in card                  # Validation/ is validation: nothing renamed
+
+
+def test_the_card_says_which_folders_became_which_split(tmp_path):
+    src = make_dataset(tmp_path / "src", {"train/A/1.png": skin_image(), "valid/A/2.png": skin_image(),
+                                          "Testing/A/3.png": skin_image()})
+    run_cli("--src", src, "--dst", tmp_path / "dst", "--workers", "1", "--quiet", "--no-face")
+    card = (tmp_path / "dst" / "README.md").read_text()
+    assert "valid/ is `validation`" in card and "Testing/ is `test`" in card
+    assert sorted(load(tmp_path / "dst")) == ["test", "train", "validation"]
+    run_cli("--src", src, "--dst", tmp_path / "as-is", "--workers", "1", "--quiet", "--no-face",
+            "--split-names", "as-is")
+    assert "named as the source's split folders (`--split-names as-is`)" in (tmp_path / "as-is/README.md").read_text()
+    assert sorted(load(tmp_path / "as-is")) == ["testing", "train", "valid"]
+
+
+def test_another_tools_label_map_is_never_replaced(src, tmp_path):
+    """id2label.json and label2id.json follow the rules of classes.txt: a
+    first build into a folder holding another tool's is refused, also with
+    --overwrite; a build's own are rewritten."""
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "label2id.json").write_text('{"cat": 0}\n')
+    result = run_cli("--src", src, "--dst", dst, "--workers", "1", "--quiet", "--no-face", "--overwrite", expect=2)
+    assert "label2id.json" in result.output and "which skinseg did not write" in result.output
+    assert (dst / "label2id.json").read_text() == '{"cat": 0}\n'

@@ -123,7 +123,7 @@ def test_report_shows_counts_reasons_and_thumbnails(odd_src, tmp_path):
     by_source = {r["source"]: r for r in records}
     for status, source in (("skipped", "valid/Acne/blue.jpg"), ("failed", "valid/Acne/broken.jpg")):
         assert by_source[source]["status"] == status
-        assert page.tables[f"{status}-files"][1:] == [[source, "valid", "Acne", by_source[source]["reason"]]]
+        assert page.tables[f"{status}-files"][1:] == [[source, "validation", "Acne", by_source[source]["reason"]]]
 
     # The odd name is escaped everywhere, read back intact, and its thumbnails exist.
     assert "<b>&" not in text and html.escape(ODD_CLASS) in text

@@ -78,13 +78,17 @@ def test_bad_shard_spec(src, tmp_path):
     assert "between 1 and N" in run_cli("--src", src, "--dst", tmp_path / "d", "--shard", "4/3", expect=2).output
 
 
-def test_sample_takes_n_per_class_stably(src, tmp_path):
+def test_sample_takes_n_per_split_and_class_stably(src, tmp_path):
+    """Issue 21: N per class across all splits left a small split (val)
+    empty; every split keeps N of each class."""
     run_cli("--src", src, "--dst", tmp_path / "s1", "--workers", "1", "--quiet", "--sample", "3", expect=None)
     first = {r["source"] for r in read_manifest(tmp_path / "s1")}
     per_class = {}
     for r in read_manifest(tmp_path / "s1"):
-        per_class[r["class_name"]] = per_class.get(r["class_name"], 0) + 1
-    assert per_class == {"Acne": 3, "Normal Skin": 3, "Rare": 1}
+        key = (r["split"], r["class_name"])
+        per_class[key] = per_class.get(key, 0) + 1
+    assert per_class == {("train", "Acne"): 3, ("train", "Normal Skin"): 3, ("test", "Acne"): 3,
+                         ("test", "Normal Skin"): 3, ("test", "Rare"): 1}
     # Adding images to one class does not change the choice in the others.
     for i in range(5):
         (src / "train" / "Normal Skin" / f"new{i}.png").write_bytes((src / "train/Acne/00.png").read_bytes())
