@@ -66,7 +66,8 @@ def band_boxes(points: np.ndarray) -> dict[str, tuple[float, float, float, float
     nose = points[NOSE_TIP]
     # The cheek turned to the camera: the side of the face farther from the nose tip.
     right_side, left_side = points[RIGHT_CHEEK_SIDE], points[LEFT_CHEEK_SIDE]
-    eye, side = (right, right_side) if abs(nose[0] - right_side[0]) >= abs(nose[0] - left_side[0]) else (left, left_side)
+    turned_right = abs(nose[0] - right_side[0]) >= abs(nose[0] - left_side[0])
+    eye, side = (right, right_side) if turned_right else (left, left_side)
     cheek = np.array([eye[0] + 0.3 * (side[0] - eye[0]), eye[1] + 0.75 * d])
     half = 0.45 * d
     return {
@@ -104,7 +105,7 @@ def write_boxes(eval_dir: Path, out: Path = CLOSEUPS_CSV) -> int:
     """Find the bands of every photo of SOURCE_SETS and store them in out; returns how many."""
     sys.path.insert(0, str(REPO))
     from skinseg.config import PipelineConfig
-    from skinseg.pipeline import open_engines, plan_models
+    from skinseg.engines import open_engines, plan_models
 
     engines = open_engines(plan_models(PipelineConfig()))
     rows = []
@@ -164,8 +165,9 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from skinseg.adaptive import candidate_faces
     from skinseg.config import PipelineConfig
+    from skinseg.engines import open_engines, plan_models
     from skinseg.mesh import with_meshes
-    from skinseg.pipeline import MESHED_FACES, open_engines, plan_models, working_copy
+    from skinseg.pipeline import MESHED_FACES, working_copy
 
     engines = open_engines(plan_models(PipelineConfig()))
     counts: dict[str, list[int]] = {}
