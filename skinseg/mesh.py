@@ -60,6 +60,7 @@ MIN_DETECTION = 0.6
 CLOSE_UP_DETECTION = 0.3
 CLOSE_UP_PAD = 0.5       # grey border, times the photo's long side, on every side
 CLOSE_UP_SIDE = 320      # the close-up's long side before padding (the mesh model sees 256 px)
+CLOSE_UP_GATE_SIDE = 128     # ...and for the detector that decides whether the mesh is asked
 # The detector's box of part of a face reaches beyond the frame: at most this
 # share inside (every close-up the benchmark accepts: 0.8 or less; 8 % of the
 # abdominal close-ups' false faces, none of FUSeg's).
@@ -140,27 +141,20 @@ class FaceMesher:
         close-ups, bellies and feet, the detector's false faces lie inside
         the frame).  What the mesh finds is not checked here (partface.py
         does)."""
-        import mediapipe as mp
-
         detector, landmarker = self._close_up_tasks()
-        height, width = bgr.shape[:2]
-        scale = min(1.0, CLOSE_UP_SIDE / max(height, width))
-        small = bgr if scale == 1.0 else cv2.resize(bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
-                                                     interpolation=cv2.INTER_AREA)
-        pad = int(round(CLOSE_UP_PAD * max(small.shape[:2])))
-        padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(
-            cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)))
+        # The detector sees 128 px: a small copy does (a fifth of the cost of the mesh's copy).
+        image, pad, _, inner = _padded(bgr, CLOSE_UP_GATE_SIDE)
         with native_stderr_silenced():
             detections = detector.detect(image).detections
-        frame = (pad, pad, pad + small.shape[1], pad + small.shape[0])
+        frame = (pad, pad, pad + inner[1], pad + inner[0])
         if not any(_inside_share(d.bounding_box, frame) <= CLOSE_UP_MAX_INSIDE for d in detections):
             return None
+        image, pad, scale, _ = _padded(bgr, CLOSE_UP_SIDE)
         with native_stderr_silenced():
             result = landmarker.detect(image)
         if not result.face_landmarks or len(result.face_landmarks[0]) < POINT_COUNT:
             return None
-        side = np.array(padded.shape[1::-1], np.float32)
+        side = np.array((image.width, image.height), np.float32)
         points = np.array([(p.x, p.y) for p in result.face_landmarks[0][:POINT_COUNT]], np.float32) * side
         return (points - np.float32(pad)) / np.float32(scale)
 
@@ -196,6 +190,23 @@ class FaceMesher:
             self._landmarker.close()
             for task in self._close_up or ():
                 task.close()
+
+
+def _padded(bgr: np.ndarray, side: int):
+    """The photo at long side `side` (never enlarged) with a grey border of
+    CLOSE_UP_PAD times that on every side, as an mp.Image; and the border's
+    width, the scale and the (H, W) of the photo inside it."""
+    import mediapipe as mp
+
+    height, width = bgr.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    small = bgr if scale == 1.0 else cv2.resize(bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
+                                                 interpolation=cv2.INTER_AREA)
+    pad = int(round(CLOSE_UP_PAD * max(small.shape[:2])))
+    padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(
+        cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)))
+    return image, pad, scale, small.shape[:2]
 
 
 def _inside_share(box, frame: tuple[int, int, int, int]) -> float:

@@ -111,7 +111,7 @@ def test_a_region_outside_the_person_is_dropped_only_where_the_segmenter_saw_the
     # A close-up the segmenter does not see as a person: nothing to trust, nothing dropped.
     assert (drop_outside_person(mask, luma, np.zeros(mask.shape, np.float32)) == mask).all()
     assert drop_outside_person(mask, luma, None) is mask
-    # Asked for only when regions but the largest hold min_judged of the mask.
+    # Asked for only when there is more than one region.
     assert (drop_outside_person(mask, luma, lambda: person) == out).all()
     lone = np.zeros(mask.shape, np.uint8)
     lone[:, :58] = 255
