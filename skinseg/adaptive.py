@@ -289,8 +289,7 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     mask = np.take(decision.ravel(), index)
     if person_ok is not None:
         mask[~person_ok] = 0
-    # (d2 is infinite outside the occupied bins: distance 10 there, as min(d2, 100) gives; a square
-    # root of the occupied bins only is a tenth of the cost of the whole table's.)
+    # (d2 is infinite outside the occupied bins: 10 there, as min(d2, 100) gives, at a tenth of the cost.)
     distance = np.full(colour_model.BIN_COUNT, 10.0, np.float32)
     distance[occupied] = np.sqrt(np.minimum(d2[occupied], 100.0))
     return Classified(mask, hair_like, distance, texture)
@@ -307,7 +306,7 @@ class SkinEstimate(NamedTuple):
     face_area: Optional[np.ndarray]   # 0/255: inside the seeding faces' ovals (a lesion there is the face's)
     hair_like: Optional[np.ndarray]   # 0/255: colours of the person's hair (a beard is not a lesion)
     bins: np.ndarray                  # colour_model.bin_index of the working copy (the lesion stage reuses it)
-    close_up: bool                    # no plausible face at all: a skin close-up (lesions.py, dermoscopy.py)
+    close_up: bool                    # no plausible face, or part of one: a close-up (lesions.py, dermoscopy.py)
 
 
 def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: SkinParams,
@@ -338,9 +337,8 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
     regions : RegionParams
         The constants of the region stage (regions.py).
     find_mouths : bool
-        Look for a mouth by its teeth on a photo without a face (mouth.py);
-        the pipeline turns it off where the face mesh looked for part of a
-        face (partface.py), which finds the mouths it found, and more.
+        Look for a mouth by its teeth on a photo without a face (mouth.py); off
+        where the face mesh looked for part of a face (partface.py finds them).
 
     Returns
     -------
@@ -352,14 +350,13 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
     person_later = person if callable(person) else None
     candidates = candidate_faces(faces, p)
     if person_later is not None:        # not for part of a face: a close-up has no background to judge
-        person = person_later() if any(not face.partial for face, _ in candidates) else None
+        person = person_later() if whole_faces(faces, p) else None
     ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     used: list[tuple[Face, FaceGeometry]] = []
     seed = np.zeros(ycc.shape[:2], np.uint8)
     supported = False
     for face, g in candidates:
-        # A real face belongs to a person: with a segmenter, it must agree
-        # (part of a face on a close-up: the segmenter sees no person there).
+        # A real face belongs to a person: with a segmenter, it must agree (not part of one: a close-up).
         confirmed = person is not None and not face.partial and _person_support(person, g) >= p.person_thresh
         supported |= confirmed
         if person is not None and not face.partial and not confirmed:
@@ -408,8 +405,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
         if mask is None:
             mask = box.copy()        # little or no skin: a model would be fitted to noise
     keep_out = face_area = None
-    # No face outlines the lips: teeth show the mouth.
-    mouth = find_mouth(ycc, mask) if find_mouths and not candidates else None
+    mouth = find_mouth(ycc, mask) if find_mouths and not candidates else None    # no face: teeth show the mouth
     if mouth is not None:
         keep_out = mouth
         mask[mouth > 0] = 0
@@ -426,7 +422,6 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
         mask[keep_out > 0] = 0
     if cv2.countNonZero(mask) >= p.balloon_fraction * mask.size:
         mask = _held_to_evidence(mask, box if box is not None else rules_mask(bgr, rules, ycc), p)
-    # Part of a face is a close-up too (lesions.py: its lesions, on the lips too, are put back as on one).
     close_up = all(face.partial for face, _ in candidates)
     return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like, bins, close_up)
 
