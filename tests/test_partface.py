@@ -211,3 +211,24 @@ def test_no_part_of_a_face_on_the_skin_close_ups_of_the_evaluation(real_engines,
                 if part_of_a_face(small, real_engines.mesher) is not None:
                     found.append(row["image"])
     assert not found
+
+
+def test_the_close_up_mesh_is_placed_in_the_close_ups_own_pixels(real_engines):
+    """The padded, scaled copies the close-up mesh is found on are undone: the
+    irises it places on an eyes band cut from a portrait (enlarged, as a
+    close-up would be) are where the portrait's own mesh puts them."""
+    from skinseg.mesh import LEFT_EYE_CENTER, RIGHT_EYE_CENTER, with_meshes
+
+    photo, _ = working_copy(cv2.imread(str(REPO / "examples/dataset_original/train/Normal Skin/1.jpg")))
+    faces = with_meshes(real_engines.mesher, photo, real_engines.detector.detect(photo), 1)
+    irises = faces[0].mesh[[RIGHT_EYE_CENTER, LEFT_EYE_CENTER]]
+    d = float(np.hypot(*(irises[1] - irises[0])))
+    x0, y0 = (int(v) for v in irises.min(0) - [0.9 * d, 0.6 * d])
+    x1, y1 = (int(v) for v in irises.max(0) + [0.9 * d, 0.4 * d])
+    factor = 3.0
+    band = cv2.resize(photo[y0:y1, x0:x1], None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    assert not real_engines.detector.detect(band)                   # no whole face: a close-up
+    points = real_engines.mesher.close_up_mesh(band)
+    assert points is not None and points.shape == (M.POINT_COUNT, 2)
+    expected = (irises - [x0, y0]) * factor
+    assert np.abs(points[[RIGHT_EYE_CENTER, LEFT_EYE_CENTER]] - expected).max() < 0.1 * d * factor
