@@ -19,6 +19,11 @@ built with `build_dataset.py` and the given options.  Two kinds of set:
   less than half of their lesion, how many photos got a face and how many
   were skipped.
 
+A third, derived skin set, `closeups` (closeups.py): bands of the labelled
+face photos of fasseg_tune and the Pratheepan sets (eyes with brows and hair
+fringe, nose, mouth and chin, a cheek) where no face can be detected, scored
+like the skin sets (hair, eyes, brows and lips are not skin in those masks).
+
 Each written mask is put back onto its source photo with the manifest's
 `crop`; skipped and failed images count as "no skin found".
 
@@ -50,10 +55,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import closeups  # noqa: E402
 
 SKIN_SETS = ("pratheepan_face", "pratheepan_family", "abdomen_train", "fasseg_tune", "lfw_parts_tune", "ccp_tune",
              "hgr1_tune")
 LESION_SETS = ("ph2_tune", "fuseg_tune")
+# Derived from the skin sets: faceless close-ups (bands of the labelled face photos, closeups.py).
+CLOSEUPS = "closeups"
 RULES = ["--method", "rules", "--min-skin-fraction", "0", "--no-crop"]
 WORSE_BY = 0.10
 
@@ -149,10 +159,13 @@ def build(src: Path, dst: Path, options: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def score(dst: Path, truth: dict[str, Path], inside_crop: bool, lesion: bool) -> Scores:
+def score(dst: Path, truth: dict[str, Path], inside_crop: bool, lesion: bool, suffix: str = "") -> Scores:
+    """The scores of the build in dst (only of the sources ending in suffix)."""
     scores = Scores()
     for line in (dst / "manifest.jsonl").read_text().splitlines():
         record = json.loads(line)
+        if not record["source"].endswith(suffix):
+            continue
         gt = cv2.imread(str(truth[record["source"]]), cv2.IMREAD_GRAYSCALE) > 127
         predicted = np.zeros_like(gt)
         x0, y0, x1, y1 = record["crop"] or (0, 0, gt.shape[1], gt.shape[0])
@@ -171,7 +184,7 @@ def score(dst: Path, truth: dict[str, Path], inside_crop: bool, lesion: bool) ->
 
 def uci_rule_scores(eval_dir: Path, options: list[str]) -> list[str]:
     """The per-pixel colour box on the UCI table (columns B, G, R, label)."""
-    from skinseg.cli import HSV, YCRCB
+    from skinseg.cli_options import HSV, YCRCB
     from skinseg.config import SkinParams
     from skinseg.skin import rules_mask
 
@@ -196,7 +209,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=Path(os.environ.get("SKINSEG_EVAL_DIR", "../shared/eval")))
-    parser.add_argument("--sets", default=",".join(SKIN_SETS + LESION_SETS))
+    parser.add_argument("--sets", default=",".join(SKIN_SETS + (CLOSEUPS,) + LESION_SETS))
     parser.add_argument("--half", choices=["odd", "even"], help="only the rows at odd or even positions")
     parser.add_argument("--rules", action="store_true", help="also compare every photo with the original rules")
     parser.add_argument("--style", choices=STYLES, help="build restyled copies of the photos (see restyle())")
@@ -204,14 +217,18 @@ def main() -> None:
     parser.add_argument("options", nargs="*", help="options for build_dataset.py (after --)")
     args = parser.parse_args()
     options = args.options
-    sets = [s for s in args.sets.split(",") if (args.eval_dir / s / "pairs.csv").is_file()]
+    sets = [s for s in args.sets.split(",") if s == CLOSEUPS or (args.eval_dir / s / "pairs.csv").is_file()]
     skin_rows, lesion_rows, rules_rows = [], [], []
     per_image: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in sets:
             lesion = name in LESION_SETS
             src = Path(tmp) / name / "src"
-            truth = lay_out(args.eval_dir / name, src, args.half, args.style)
+            if name == CLOSEUPS:
+                truth = closeups.lay_out(args.eval_dir, src, Path(tmp) / name / "truth", args.half,
+                                         (lambda bgr: restyle(bgr, args.style)) if args.style else None)
+            else:
+                truth = lay_out(args.eval_dir / name, src, args.half, args.style)
             modes = [("whole frame", ["--no-crop"], False)]
             if not lesion:
                 modes.append(("face crop, inside the crop", [], True))
@@ -227,6 +244,11 @@ def main() -> None:
                 else:
                     skin_rows.append([name, mode, str(len(truth)), str(scores.faces), str(scores.written),
                                       *scores.skin_row(), f"{seconds:.1f}"])
+                if name == CLOSEUPS and not inside:
+                    for band in closeups.BANDS:
+                        part = score(dst, truth, False, False, f"__{band}.png")
+                        skin_rows.append([f"{name}: {band}", mode, str(len(part.by_source)), str(part.faces),
+                                          str(part.written), *part.skin_row(), ""])
             if args.rules:
                 rules_dst = Path(tmp) / name / "rules"
                 build(src, rules_dst, RULES)

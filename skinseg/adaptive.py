@@ -127,10 +127,12 @@ def plausible(face: Face, g: Optional[FaceGeometry], p: AdaptiveParams) -> bool:
     return 0.6 * g.d <= offset @ g.v <= 1.7 * g.d and abs(offset @ g.u) <= 0.5 * g.d
 
 
-def _face_seed_region(ycc: np.ndarray, g: FaceGeometry, p: AdaptiveParams) -> Optional[np.ndarray]:
+def _face_seed_region(ycc: np.ndarray, g: FaceGeometry, p: AdaptiveParams,
+                      partial: bool = False) -> Optional[np.ndarray]:
     """0/255 mask of the pixels skin colour is sampled from on this face, or None
     if the face looks unusable (samples mostly outside the wide skin chroma
-    box, or no eyes darker than the skin: a false detection on a belly or an arm)."""
+    box, or no eyes darker than the skin: a false detection on a belly or an
+    arm; part of a face on a close-up had its eyes checked by partface.py)."""
     region = np.zeros(ycc.shape[:2], np.uint8)
     draw_seed_region(region, g, 255)
     draw_features(region, g, 0, grow=p.seed_feature_margin)
@@ -142,7 +144,8 @@ def _face_seed_region(ycc: np.ndarray, g: FaceGeometry, p: AdaptiveParams) -> Op
     if inside.mean() < p.min_seed_agree:
         return None
     region[inside_region] = np.where(inside, 255, 0).astype(np.uint8)
-    if g.d >= p.min_eye_check_px and _eye_contrast(ycc, g, np.median(seed[inside, 0])) < p.min_eye_contrast:
+    if not partial and g.d >= p.min_eye_check_px and \
+            _eye_contrast(ycc, g, np.median(seed[inside, 0])) < p.min_eye_contrast:
         return None
     return region
 
@@ -181,6 +184,12 @@ def candidate_faces(faces: list[Face], p: AdaptiveParams = AdaptiveParams()) -> 
         if plausible(face, g, p):
             out.append((face, g))
     return out
+
+
+def whole_faces(faces: list[Face], p: AdaptiveParams = AdaptiveParams()) -> bool:
+    """Whether a plausible face that is not part of a face on a close-up is
+    among faces (the person segmenter is run for such a photo)."""
+    return any(not face.partial for face, _ in candidate_faces(faces, p))
 
 
 TEXTURE_BINS = 24
@@ -280,7 +289,9 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     mask = np.take(decision.ravel(), index)
     if person_ok is not None:
         mask[~person_ok] = 0
-    distance = np.sqrt(np.minimum(d2, 100.0)).astype(np.float32)
+    # (d2 is infinite outside the occupied bins: 10 there, as min(d2, 100) gives, at a tenth of the cost.)
+    distance = np.full(colour_model.BIN_COUNT, 10.0, np.float32)
+    distance[occupied] = np.sqrt(np.minimum(d2[occupied], 100.0))
     return Classified(mask, hair_like, distance, texture)
 
 
@@ -295,11 +306,12 @@ class SkinEstimate(NamedTuple):
     face_area: Optional[np.ndarray]   # 0/255: inside the seeding faces' ovals (a lesion there is the face's)
     hair_like: Optional[np.ndarray]   # 0/255: colours of the person's hair (a beard is not a lesion)
     bins: np.ndarray                  # colour_model.bin_index of the working copy (the lesion stage reuses it)
-    close_up: bool                    # no plausible face at all: a skin close-up (lesions.py, dermoscopy.py)
+    close_up: bool                    # no plausible face, or part of one: a close-up (lesions.py, dermoscopy.py)
 
 
 def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: SkinParams,
-                  p: AdaptiveParams = AdaptiveParams(), regions: RegionParams = DEFAULT_REGIONS) -> SkinEstimate:
+                  p: AdaptiveParams = AdaptiveParams(), regions: RegionParams = DEFAULT_REGIONS,
+                  find_mouths: bool = True) -> SkinEstimate:
     """The skin mask of the working copy, the faces that seeded it, and what
     later stages (lesions.py) must leave out.
 
@@ -324,6 +336,9 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
         The tuned constants.
     regions : RegionParams
         The constants of the region stage (regions.py).
+    find_mouths : bool
+        Look for a mouth by its teeth on a photo without a face (mouth.py); off
+        where the face mesh looked for part of a face (partface.py finds them).
 
     Returns
     -------
@@ -333,20 +348,20 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
         face_area, hair_like, the colour bins, close_up).
     """
     person_later = person if callable(person) else None
-    if person_later is not None:
-        person = person_later() if candidate_faces(faces, p) else None
+    candidates = candidate_faces(faces, p)
+    if person_later is not None:        # not for part of a face: a close-up has no background to judge
+        person = person_later() if whole_faces(faces, p) else None
     ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
     used: list[tuple[Face, FaceGeometry]] = []
     seed = np.zeros(ycc.shape[:2], np.uint8)
     supported = False
-    candidates = candidate_faces(faces, p)
     for face, g in candidates:
-        # A real face belongs to a person: with a segmenter, it must agree.
-        confirmed = person is not None and _person_support(person, g) >= p.person_thresh
+        # A real face belongs to a person: with a segmenter, it must agree (not part of one: a close-up).
+        confirmed = person is not None and not face.partial and _person_support(person, g) >= p.person_thresh
         supported |= confirmed
-        if person is not None and not confirmed:
+        if person is not None and not face.partial and not confirmed:
             continue
-        region = _face_seed_region(ycc, g, p)
+        region = _face_seed_region(ycc, g, p, face.partial)
         if region is not None:
             used.append((face, g))
             cv2.bitwise_or(seed, region, dst=seed)
@@ -381,7 +396,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
             core = cv2.erode(seed_box, disk(2), iterations=2)
             if cv2.countNonZero(core) >= p.min_core_fraction * core.size:
                 if person_later is not None and cv2.countNonZero(core) < p.close_up_core * core.size:
-                    person = person_later()
+                    person = person_later       # asked by drop_outside_person if there is something to judge
                 classified = _classify(ycc, bins, core, person_ok, p, p.self_maha_thresh)
                 # A wall or a shirt beside a hand: outside the person the segmenter sees.
                 mask = None if classified is None else \
@@ -390,7 +405,7 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
         if mask is None:
             mask = box.copy()        # little or no skin: a model would be fitted to noise
     keep_out = face_area = None
-    mouth = find_mouth(ycc, mask) if not candidates else None     # no face outlines the lips: teeth show the mouth
+    mouth = find_mouth(ycc, mask) if find_mouths and not candidates else None    # no face: teeth show the mouth
     if mouth is not None:
         keep_out = mouth
         mask[mouth > 0] = 0
@@ -407,7 +422,8 @@ def adaptive_mask(bgr: np.ndarray, faces: list[Face], person: Person, rules: Ski
         mask[keep_out > 0] = 0
     if cv2.countNonZero(mask) >= p.balloon_fraction * mask.size:
         mask = _held_to_evidence(mask, box if box is not None else rules_mask(bgr, rules, ycc), p)
-    return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like, bins, not candidates)
+    close_up = all(face.partial for face, _ in candidates)
+    return SkinEstimate(mask, [face for face, _ in used], keep_out, face_area, hair_like, bins, close_up)
 
 
 def _wide_box(ycc: np.ndarray) -> np.ndarray:

@@ -37,6 +37,9 @@ class Face:
     # The 478-point face mesh (mesh.py), (478, 2) pixel coordinates, when one was found.
     mesh: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
     mesh_tried: bool = False                    # the landmarker looked at this face (found a mesh or not)
+    # Part of a face on a close-up (partface.py): found by the landmarker where
+    # the detector found no face; the rest of the face is beyond the frame.
+    partial: bool = False
 
     @property
     def area(self) -> int:
@@ -49,11 +52,11 @@ class Face:
             return self
         points = {k: (x * factor, y * factor) for k, (x, y) in self.keypoints.items()}
         return Face(tuple(int(round(c * factor)) for c in self.box), self.score, points, self.detector,
-                    None if self.mesh is None else self.mesh * np.float32(factor), self.mesh_tried)
+                    None if self.mesh is None else self.mesh * np.float32(factor), self.mesh_tried, self.partial)
 
     def with_mesh(self, mesh: Optional[np.ndarray]) -> "Face":
         """The face as the landmarker saw it: its mesh, or None where it found no face."""
-        return Face(self.box, self.score, self.keypoints, self.detector, mesh, True)
+        return Face(self.box, self.score, self.keypoints, self.detector, mesh, True, self.partial)
 
     def to_record(self) -> dict:
         return {"box": list(self.box), "score": None if self.score is None else round(self.score, 4),

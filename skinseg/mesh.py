@@ -19,6 +19,7 @@ the detector's keypoints, as before.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -53,6 +54,18 @@ MIN_PRESENCE = 0.5
 # confirms every face of the family photos (227 of 227) and none of the
 # "faces" the full-range detector found on toes and knees (0 of 5).
 MIN_DETECTION = 0.6
+# On a close-up (partface.py) the landmarker sees the whole photo, padded: part
+# of a face, its detector less sure (at 0.6 it finds 55 of the benchmark's 154
+# mouth close-ups, at 0.3 115); partface.py checks what it finds.
+CLOSE_UP_DETECTION = 0.3
+CLOSE_UP_PAD = 0.5       # grey border, times the photo's long side, on every side
+CLOSE_UP_SIDE = 320      # the close-up's long side before padding (the mesh model sees 256 px)
+CLOSE_UP_GATE_SIDE = 128     # ...and for the detector that decides whether the mesh is asked
+# The detector's box of part of a face reaches beyond the frame: at most this
+# share inside (every close-up the benchmark accepts: 0.8 or less; 8 % of the
+# abdominal close-ups' false faces, none of FUSeg's).
+CLOSE_UP_MAX_INSIDE = 0.8
+BUNDLED_DETECTOR = "face_detector.tflite"      # inside the landmarker's .task bundle (a zip)
 
 
 def plan_mesher(enabled: bool, explicit_model: Optional[Path], show_progress: bool = False) -> ModelPlan:
@@ -95,6 +108,55 @@ class FaceMesher:
                                                min_face_presence_confidence=MIN_PRESENCE)
         with native_stderr_silenced():
             self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._model_path = model_path
+        self._close_up = None           # (detector, landmarker), opened when a close-up first needs them
+
+    def _close_up_tasks(self):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        if self._close_up is None:
+            # The landmarker bundle's own face detector (the same bytes the landmarker runs).
+            with zipfile.ZipFile(self._model_path) as bundle:
+                detector_model = bundle.read(BUNDLED_DETECTOR)
+            with native_stderr_silenced():
+                detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
+                    base_options=BaseOptions(model_asset_buffer=detector_model),
+                    min_detection_confidence=CLOSE_UP_DETECTION))
+                landmarker = vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
+                    base_options=BaseOptions(model_asset_path=self._model_path), num_faces=1,
+                    min_face_detection_confidence=CLOSE_UP_DETECTION, min_face_presence_confidence=MIN_PRESENCE))
+            self._close_up = detector, landmarker
+        return self._close_up
+
+    def close_up_mesh(self, bgr: np.ndarray) -> Optional[np.ndarray]:
+        """(478, 2) float32 landmarks, in bgr's pixels, of part of a face on
+        a close-up, or None.  The landmarker's own detector needs a whole face
+        in view: on the photo padded with a grey border it finds faces whose
+        eyes or mouth alone are in the frame, and the mesh places the parts
+        it sees well (median error 0.02 eye distances on close-ups cut from
+        face photos, benchmarks/closeups.py).  The mesh (about 5 ms) is asked
+        for only where the detector (about 1 ms) found a face whose box
+        reaches beyond the frame (at most CLOSE_UP_MAX_INSIDE of it inside: a
+        whole face in the frame is the full-range detector's, and on skin
+        close-ups, bellies and feet, the detector's false faces lie inside
+        the frame).  What the mesh finds is not checked here (partface.py
+        does)."""
+        detector, landmarker = self._close_up_tasks()
+        # The detector sees 128 px: a small copy does (a fifth of the cost of the mesh's copy).
+        image, pad, _, inner = _padded(bgr, CLOSE_UP_GATE_SIDE)
+        with native_stderr_silenced():
+            detections = detector.detect(image).detections
+        frame = (pad, pad, pad + inner[1], pad + inner[0])
+        if not any(_inside_share(d.bounding_box, frame) <= CLOSE_UP_MAX_INSIDE for d in detections):
+            return None
+        image, pad, scale, _ = _padded(bgr, CLOSE_UP_SIDE)
+        with native_stderr_silenced():
+            result = landmarker.detect(image)
+        if not result.face_landmarks or len(result.face_landmarks[0]) < POINT_COUNT:
+            return None
+        side = np.array((image.width, image.height), np.float32)
+        points = np.array([(p.x, p.y) for p in result.face_landmarks[0][:POINT_COUNT]], np.float32) * side
+        return (points - np.float32(pad)) / np.float32(scale)
 
     def mesh(self, bgr: np.ndarray, face: Face) -> Optional[np.ndarray]:
         """(478, 2) float32 landmark positions in bgr's pixels, or None when the
@@ -126,6 +188,33 @@ class FaceMesher:
     def close(self) -> None:
         with native_stderr_silenced():
             self._landmarker.close()
+            for task in self._close_up or ():
+                task.close()
+
+
+def _padded(bgr: np.ndarray, side: int):
+    """The photo at long side `side` (never enlarged) with a grey border of
+    CLOSE_UP_PAD times that on every side, as an mp.Image; and the border's
+    width, the scale and the (H, W) of the photo inside it."""
+    import mediapipe as mp
+
+    height, width = bgr.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    small = bgr if scale == 1.0 else cv2.resize(bgr, (max(1, round(width * scale)), max(1, round(height * scale))),
+                                                 interpolation=cv2.INTER_AREA)
+    pad = int(round(CLOSE_UP_PAD * max(small.shape[:2])))
+    padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(
+        cv2.cvtColor(padded, cv2.COLOR_BGR2RGB)))
+    return image, pad, scale, small.shape[:2]
+
+
+def _inside_share(box, frame: tuple[int, int, int, int]) -> float:
+    """The share of a detection's bounding box that lies inside frame (x0, y0, x1, y1)."""
+    x0, y0 = box.origin_x, box.origin_y
+    x1, y1 = x0 + box.width, y0 + box.height
+    inside = max(0, min(x1, frame[2]) - max(x0, frame[0])) * max(0, min(y1, frame[3]) - max(y0, frame[1]))
+    return inside / max(1, box.width * box.height)
 
 
 def open_mesher(plan: ModelPlan) -> Optional[FaceMesher]:

@@ -22,7 +22,7 @@ import numpy as np
 from . import config as config_module
 from . import layout, outputs
 from ._quiet import native_stderr_silenced
-from .adaptive import AdaptiveParams, Person, adaptive_mask, candidate_faces
+from .adaptive import AdaptiveParams, Person, adaptive_mask, candidate_faces, whole_faces
 from .atomic import atomic_write_bytes
 from .cleanup import clean_mask, skin_fraction
 from .config import OutputParams, PipelineConfig
@@ -37,6 +37,7 @@ from .headers import ImageReadError, sniff
 from .imageio import decode_image, downscaled
 from .lesions import fill_lesions
 from .mesh import with_meshes
+from .partface import part_of_a_face
 from .reading import read_source
 from .records import ImageTask, Record
 from .regions import body_skin_share
@@ -80,11 +81,11 @@ def _region(faces: list[Face], config: PipelineConfig, width: int, height: int,
 
 
 def working_mask(small: np.ndarray, faces: list[Face], person: Person,
-                 config: PipelineConfig) -> tuple[np.ndarray, list[Face]]:
+                 config: PipelineConfig, find_mouths: bool = True) -> tuple[np.ndarray, list[Face]]:
     """The adaptive method on the working copy: skin estimate, clean-up, the
     lesions put back (and a dermoscope's field of view); (0/255 mask, the
-    faces that seeded the skin model)."""
-    estimate = adaptive_mask(small, faces, person, config.skin)
+    faces that seeded the skin model).  find_mouths: see adaptive_mask."""
+    estimate = adaptive_mask(small, faces, person, config.skin, find_mouths=find_mouths)
     mask = clean_mask(estimate.mask, config.cleanup)
     if config.skin.fill_lesions:
         # A close-up has no face at all (a face too small to seed the model
@@ -112,16 +113,20 @@ def segment(bgr: np.ndarray, config: PipelineConfig, engines: Engines,
         mask = clean_mask(rules_mask(bgr[y0:y1, x0:x1], config.skin), config.cleanup, zero_border=True)
         return Segmentation(mask, region, best_face(faces), faces)
 
-    if engines.mesher is not None and config.uses_face_mesh:
+    meshed = engines.mesher is not None and config.uses_face_mesh
+    if meshed:
         small_faces = with_meshes(engines.mesher, small, small_faces, MESHED_FACES)
+        if not candidate_faces(small_faces):        # a close-up of part of a face? (partface.py)
+            part = part_of_a_face(small, engines.mesher)
+            small_faces = small_faces + [part] if part is not None else small_faces
     person = None
     if engines.segmenter is not None and config.skin.person_segmentation:
         # With a face: the people's outline; without: which skin regions a person supports
         # (regions.py), computed only if the adaptive method asks (not on close-ups).
         segmenter = engines.segmenter
-        person = segmenter.probability(small) if candidate_faces(small_faces) else \
+        person = segmenter.probability(small) if whole_faces(small_faces) else \
             (lambda: segmenter.probability(small))
-    mask, used = working_mask(small, small_faces, person, config)
+    mask, used = working_mask(small, small_faces, person, config, find_mouths=not meshed)
     body_skin = body_skin_share(mask, None if callable(person) else person, [face.box for face in used])
     if scale != 1.0:
         mask = full_size_mask(mask, width, height)

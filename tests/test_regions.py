@@ -111,6 +111,11 @@ def test_a_region_outside_the_person_is_dropped_only_where_the_segmenter_saw_the
     # A close-up the segmenter does not see as a person: nothing to trust, nothing dropped.
     assert (drop_outside_person(mask, luma, np.zeros(mask.shape, np.float32)) == mask).all()
     assert drop_outside_person(mask, luma, None) is mask
+    # Asked for only when there is more than one region.
+    assert (drop_outside_person(mask, luma, lambda: person) == out).all()
+    lone = np.zeros(mask.shape, np.uint8)
+    lone[:, :58] = 255
+    assert drop_outside_person(lone, luma, lambda: pytest.fail("the segmenter was asked")) is lone
     with pytest.raises(ValueError, match="differ in size"):
         drop_outside_person(mask, luma, person[:5])
 
@@ -149,8 +154,9 @@ def test_body_skin_share_measures_the_person_below_the_head():
         body_skin_share(mask, person[:10], [face])
 
 
-def test_without_a_face_the_segmenter_is_asked_only_off_close_ups():
-    """It costs about 4 ms: a close-up the skin fills has no background for it to judge."""
+def test_without_a_face_the_segmenter_is_asked_only_where_there_is_something_to_judge():
+    """It costs about 4 ms: a close-up the skin fills has no background for it
+    to judge, and a lone hand has nothing beside it to drop."""
     asked = []
 
     def person_of(shape):
@@ -161,8 +167,12 @@ def test_without_a_face_the_segmenter_is_asked_only_off_close_ups():
 
     hand = noisy(np.full((240, 320, 3), (60, 60, 60), np.uint8))
     cv2.ellipse(hand, (130, 120), (70, 45), 0, 0, 360, (105, 140, 205), -1)
-    adaptive_mask(hand, [], person_of(hand.shape[:2]), SkinParams())
+    wall = hand.copy()
+    wall[:, 250:] = (110, 150, 205)                                      # a wall the colour of skin
+    adaptive_mask(noisy(wall), [], person_of(hand.shape[:2]), SkinParams())
     assert len(asked) == 1
+    estimate = adaptive_mask(hand, [], person_of(hand.shape[:2]), SkinParams())
+    assert len(asked) == 1 and estimate.mask[120, 130] == 255          # one region: nothing to judge
     close_up = noisy(np.full((240, 320, 3), (105, 140, 205), np.uint8))
     estimate = adaptive_mask(close_up, [], person_of(close_up.shape[:2]), SkinParams())
     assert len(asked) == 1 and estimate.mask.mean() > 200
@@ -212,11 +222,12 @@ MOUTHS = {"valid/Close Up/1.jpg": ((101, 53), (52, 21))}
 
 @pytest.mark.parametrize("source", sorted(MOUTHS))
 def test_the_example_mouth_close_ups_do_not_call_lips_and_teeth_skin(real_engines, source):
-    """All of the mouth was skin before (the lesion stage put the teeth back);
-    now most of it is not (the upper lip's outer part still is: 43 % or less)."""
+    """All of the mouth was skin at first (the lesion stage put the teeth
+    back); found by its teeth (mouth.py), 43 % of it was; found as part of a
+    face by the face mesh (partface.py), 17 % (the ellipse's rim)."""
     photo = cv2.imread(str(REPO / "examples/dataset_original" / source))
     result = segment(photo, PipelineConfig(face=FaceParams(crop=False)), real_engines)
-    assert not result.faces
+    assert all(face.partial for face in result.faces)         # no face is detected: part of one is
     mouth = np.zeros(photo.shape[:2], np.uint8)
     centre, axes = MOUTHS[source]
     cv2.ellipse(mouth, centre, axes, 0, 0, 360, 255, -1)
@@ -224,4 +235,4 @@ def test_the_example_mouth_close_ups_do_not_call_lips_and_teeth_skin(real_engine
     x0, y0, x1, y1 = result.region
     skin[y0:y1, x0:x1] = result.mask
     skin_share = np.count_nonzero(skin[mouth > 0]) / np.count_nonzero(mouth)
-    assert skin_share < 0.55, f"{skin_share:.0%} of the mouth is skin"
+    assert skin_share < 0.25, f"{skin_share:.0%} of the mouth is skin"
