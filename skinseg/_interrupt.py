@@ -31,10 +31,14 @@ def _exit_now(signum: int, _frame: object) -> None:
 
 
 def install() -> None:
-    """From now on, an interrupt ends the process at once, cleanly."""
+    """From now on, an interrupt ends the process at once, cleanly.  One that
+    arrived while the entry point held it (build_dataset.py and __main__.py
+    block SIGINT and SIGTERM first thing, before importing this module) ends
+    it now."""
     for signum in _SIGNALS:
         _signal.signal(signum, _exit_now)
     _installed[0] = True
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _SIGNALS)
 
 
 def hand_over() -> bool:

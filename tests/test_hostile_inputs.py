@@ -535,3 +535,27 @@ def test_ctrl_c_after_the_build_is_clean(tmp_path):
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@pytest.mark.parametrize("entry", ["build_dataset.py", "-m skinseg"])
+def test_an_interrupt_before_the_handler_is_held_not_lost_and_ends_cleanly(tmp_path, entry):
+    """The entry points block SIGINT on their first line and skinseg's handler
+    unblocks it: a Ctrl-C that lands while the handler's module is imported
+    waits, then ends the build cleanly.  Made certain here: the process
+    starts with a SIGINT already pending (blocked across exec)."""
+    src = make_dataset(tmp_path / "src", {"train/A/1.png": skin_image()})
+    args = tool("--src", src, "--dst", tmp_path / "dst", "--no-face", "--workers", "1")
+    command = args[:1] + ["-X", "importtime"] + (entry.split() + args[2:] if entry != "build_dataset.py" else args[1:])
+    launcher = ("import os, signal, sys\n"
+                "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n"
+                "os.kill(os.getpid(), signal.SIGINT)\n"
+                "os.execv(sys.argv[1], sys.argv[1:])\n")
+    proc = subprocess.run([args[0], "-c", launcher, *command], capture_output=True, text=True, timeout=120,
+                          cwd=Path(args[1]).parent)
+    imported = [_imported(line) for line in proc.stderr.splitlines(keepends=True) if _imported(line)]
+    err = "".join(line for line in proc.stderr.splitlines(keepends=True) if not _imported(line))
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err.strip() == "interrupted; run the same command again to resume"
+    # Ended as soon as the handler was in place, before click or anything else of the build was imported.
+    assert "skinseg._interrupt" in imported and "click" not in imported, imported[-5:]
+    assert not (tmp_path / "dst").exists()
