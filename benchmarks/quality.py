@@ -171,7 +171,7 @@ def score(dst: Path, truth: dict[str, Path], inside_crop: bool, lesion: bool) ->
 
 def uci_rule_scores(eval_dir: Path, options: list[str]) -> list[str]:
     """The per-pixel colour box on the UCI table (columns B, G, R, label)."""
-    from skinseg.cli import HSV, YCRCB
+    from skinseg.cli_options import HSV, YCRCB
     from skinseg.config import SkinParams
     from skinseg.skin import rules_mask
 
