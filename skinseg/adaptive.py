@@ -279,7 +279,8 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
             d2_hair, p_hair = colour_model.tables(hair_model, occupied)
             evidence = evidence + (p.hair_prior * p_hair[occupied])[:, None] * \
                 _texture_likelihood(sub_texture[hair], weight)[None, :]
-            hair_like = np.where(colour_model.lookup(d2_hair <= p.hair_like_dist ** 2, bins), 255, 0).astype(np.uint8)
+            # 0/255 per colour bin, then per pixel (one uint8 lookup, no full-size temporaries).
+            hair_like = colour_model.lookup(np.where(d2_hair <= p.hair_like_dist ** 2, 255, 0).astype(np.uint8), bins)
     decision = np.zeros((len(occupied) + 1, TEXTURE_BINS), np.uint8)    # the last row: colours not sampled
     decision[:-1] = np.where((skin_term >= evidence) & admitted[occupied][:, None], 255, 0)
     rank = np.full(colour_model.BIN_COUNT, len(occupied) * TEXTURE_BINS, np.int32)

@@ -33,8 +33,9 @@ Y_BINS, C_BINS = 256 >> Y_SHIFT, 256 >> C_SHIFT
 BIN_COUNT = Y_BINS * C_BINS * C_BINS
 EVERY_2ND = (slice(None, None, 2), slice(None, None, 2))     # a subsample with plenty of pixels for densities
 
-_CHROMA_BIN = (((np.arange(65536) >> 8 >> C_SHIFT) * C_BINS) + ((np.arange(65536) & 255) >> C_SHIFT)).astype(np.uint16)
-_Y_BIN = ((np.arange(256) >> Y_SHIFT) * C_BINS * C_BINS).astype(np.uint16)
+# Per channel (Y, Cr, Cb), its bin: one cv2.LUT over the image.
+_BIN_SHIFT = np.stack([np.arange(256) >> Y_SHIFT, np.arange(256) >> C_SHIFT, np.arange(256) >> C_SHIFT],
+                      axis=-1).astype(np.uint8).reshape(256, 1, 3)
 
 # Bin centres, (BIN_COUNT,) each.
 _CENTRE_Y, _CENTRE_CR, _CENTRE_CB = (a.ravel() for a in np.meshgrid(
@@ -52,12 +53,16 @@ def invariant(ycc: np.ndarray) -> np.ndarray:
 
 
 def bin_index(ycc: np.ndarray) -> np.ndarray:
-    """Per-pixel bin index (int32, same height and width) of a YCrCb image."""
-    h, w = ycc.shape[:2]
-    pair = np.empty((h, w, 2), np.uint8)
-    cv2.mixChannels([ycc], [pair], [2, 0, 1, 1])          # Cr high byte, Cb low byte
-    chroma = pair.view(np.uint16)[..., 0]
-    return np.take(_CHROMA_BIN, chroma) + np.take(_Y_BIN, cv2.extractChannel(ycc, 0))
+    """Per-pixel bin index (uint16, same height and width) of a YCrCb image:
+    (Y >> 4) << 12 | (Cr >> 2) << 6 | Cb >> 2."""
+    y, cr, cb = cv2.split(cv2.LUT(ycc, _BIN_SHIFT))        # each channel's bin, 8-bit
+    index = y.astype(np.uint16)
+    index <<= 2 * (8 - C_SHIFT)                             # above the two chroma bins
+    chroma = cr.astype(np.uint16)
+    chroma <<= 8 - C_SHIFT
+    index |= chroma
+    index |= cb
+    return index
 
 
 @dataclass(frozen=True)
@@ -141,13 +146,15 @@ def nonskin_density(bins: np.ndarray, nonskin: np.ndarray) -> np.ndarray:
 
 
 def _box3(hist: np.ndarray) -> np.ndarray:
-    """3x3x3 box sum of a 3-D histogram (zero outside), separable."""
+    """3x3x3 box sum of a 3-D histogram (zero outside), separable.  (Counts in
+    float32 are integers: the sums are exact in any order.)"""
     for axis in range(3):
-        moved = np.moveaxis(hist, axis, 0)
-        summed = moved.copy()
-        summed[1:] += moved[:-1]
-        summed[:-1] += moved[1:]
-        hist = np.moveaxis(summed, 0, axis)
+        before = tuple(slice(None, -1) if a == axis else slice(None) for a in range(3))
+        after = tuple(slice(1, None) if a == axis else slice(None) for a in range(3))
+        summed = hist.copy()
+        summed[after] += hist[before]
+        summed[before] += hist[after]
+        hist = summed
     return hist
 
 

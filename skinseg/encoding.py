@@ -43,7 +43,7 @@ def _png(pixels: np.ndarray, colour_type: int, palette_rgb: Optional[list[tuple[
     rows[:, 0] = 0                                  # filter type "none" for every scanline
     rows[:, 1:] = pixels
     compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    data = compressor.compress(rows.tobytes()) + compressor.flush()
+    data = compressor.compress(rows) + compressor.flush()         # the array itself: no copy
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     palette = [] if palette_rgb is None else [_png_chunk(b"PLTE", b"".join(bytes(c) for c in palette_rgb))]
     return b"".join([b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", header), *palette, _png_chunk(b"IDAT", data),
