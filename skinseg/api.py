@@ -34,7 +34,7 @@ from .build import BuildAborted, BuildError, BuildInterrupted, BuildResult
 from .build import build as build_dataset
 from .buildinfo import ModelUses
 from .cleanup import skin_fraction
-from .config import BuildConfig, CleanupParams, FaceParams, InputParams, OutputParams, PipelineConfig, SkinParams
+from .config import BuildConfig, CleanupParams, FaceParams, OutputParams, PipelineConfig, SkinParams
 from .engines import Engines, open_engines, plan_models
 from .face import Face
 from .headers import size_problem
@@ -43,6 +43,7 @@ from .loader import SkinDataset, collate
 from .models import ModelUnavailable
 from .pipeline import segment, skip_reason
 from .reading import read_source
+from .splits import InputParams
 
 __all__ = [
     "BuildAborted", "BuildConfig", "BuildError", "BuildInterrupted", "BuildResult", "CleanupParams", "Face",

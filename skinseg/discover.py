@@ -1,7 +1,7 @@
 """Find the images of a classification dataset and give every class an id.
 
 Layout: ``src/<split>/<class>/**/<image>``, split folders named in any case
-(`config.SPLIT_NAMES`, each the split `config.dataset_split` says:
+(`splits.SPLIT_NAMES`, each the split `splits.dataset_split` says:
 ``valid/`` is ``validation`` unless `InputParams.split_names` is 'as-is');
 or ``src/<class>/**/<image>`` divided into splits by a seeded ratio
 (`InputParams.split_ratio`).  Nothing here reads pixels; the
@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .config import SPLIT_NAMES, STANDARD_SPLITS, InputParams, dataset_split
 from .folders import (
     CONTAINS_SOURCE,
     NOT_SOURCE,
@@ -40,6 +39,7 @@ from .folders import (
 # json_text is imported from here by build.py and hub.py.
 from .names import json_text, name_bytes, printable, text_name  # noqa: F401
 from .reading import NotReadable, read_regular_file
+from .splits import SPLIT_NAMES, STANDARD_SPLITS, InputParams, dataset_split
 
 # Not a dataset folder: the resource forks macOS's zip tool adds.
 MACOS_ZIP_FOLDER = "__MACOSX"

@@ -87,7 +87,7 @@ def split_folders(records: list[Record], info: BuildInfo) -> dict[str, str]:
 
 
 def _splits_text(splits: list[str], renamed: dict[str, str], info: BuildInfo) -> str:
-    names = ", ".join(f"`{s}`" for s in splits)          # names of config.SPLIT_NAMES: nothing to escape
+    names = ", ".join(f"`{s}`" for s in splits)          # names of splits.SPLIT_NAMES: nothing to escape
     if info.parameters.get("input", {}).get("split_names", "standard") != "standard":
         return f"Splits: {names}, named as the source's split folders (`--split-names as-is`)."
     moved = "; ".join(f"{markdown_cell(f)}/ is `{s}`" for f, s in renamed.items())

@@ -24,8 +24,9 @@ import socket
 from pathlib import Path
 from typing import Optional
 
-from .config import SPLIT_NAMES, OutputParams
+from .config import OutputParams
 from .names import name_bytes
+from .splits import SPLIT_NAMES
 
 # ------------------------------------------------------------------ the dataset's files
 MANIFEST = "manifest.jsonl"          # one record per source image (records.py), written last

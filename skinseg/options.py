@@ -29,13 +29,13 @@ from .config import (
     BuildConfig,
     CleanupParams,
     FaceParams,
-    InputParams,
     MethodPreset,
     OutputParams,
     PipelineConfig,
     SkinParams,
 )
 from .layout import BUILD_JSON
+from .splits import InputParams
 
 _PARTS = (FaceParams, SkinParams, CleanupParams, OutputParams, PipelineConfig, InputParams, BuildConfig)
 

@@ -14,12 +14,12 @@ from skinseg.config import (
     CleanupParams,
     ConfigError,
     FaceParams,
-    InputParams,
     OutputParams,
     PipelineConfig,
     SkinParams,
 )
 from skinseg.options import option_fields
+from skinseg.splits import InputParams
 
 # (command-line options, the same value through the API, the field named, words of the message).
 # Every validation of the command line has its twin through the API here.

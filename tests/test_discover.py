@@ -3,9 +3,9 @@ import os
 import pytest
 
 from conftest import make_dataset, skin_image
-from skinseg.config import InputParams
 from skinseg.discover import DatasetError, assign_class_ids, discover, read_class_file, safe_name
 from skinseg.labels import mask_dtype
+from skinseg.splits import InputParams
 
 
 def test_splits_classes_recursive_and_sorted(tmp_path):
