@@ -32,7 +32,6 @@ import numpy as np
 
 from .build import BuildAborted, BuildError, BuildInterrupted, BuildResult
 from .build import build as build_dataset
-from .buildinfo import ModelUses
 from .cleanup import skin_fraction
 from .config import BuildConfig, CleanupParams, FaceParams, OutputParams, PipelineConfig, SkinParams
 from .engines import Engines, open_engines, plan_models
@@ -41,6 +40,7 @@ from .headers import size_problem
 from .imageio import decode_image, on_black
 from .loader import SkinDataset, collate
 from .models import ModelUnavailable
+from .modeluse import ModelUses
 from .pipeline import segment, skip_reason
 from .reading import read_source
 from .splits import InputParams

@@ -23,7 +23,7 @@ from typing import Optional
 
 from . import layout
 from .atomic import write_text
-from .buildinfo import DataChecks, ModelUses, RunInfo
+from .buildinfo import DataChecks, RunInfo
 from .config import BuildConfig
 from .datachecks import assess
 from .destination import check_paths, check_writable, manifest_is_ours
@@ -34,6 +34,7 @@ from .finalize import finalize, remove_temp_files_of
 from .journal import Journal, read_history
 from .labels import mask_dtype
 from .lock import Busy, LockUnusable, destination_lock
+from .modeluse import ModelUses
 from .names import json_text
 from .plan import (
     Keys,

@@ -7,9 +7,9 @@ retyped key fails the readers' tests instead of silently giving a default.
 A file that is not a skinseg build.json (damaged, hand-edited into another
 shape, another tool's) raises `BuildInfoError`, whose message says why.
 
-`ModelUse` says what one stage (face detector, face mesh, person segmenter)
-ran with: which model file (name, sha256, where it came from), or what was
-used instead and why.
+What each stage ran with (build.json's "models") is modeluse.py's
+`ModelUses`: written by its `to_json`, read and validated here (a file
+written before "models" existed: from its older keys, `_legacy_models`).
 
 Imports nothing heavy: the command line reads build.json before the image
 libraries load.
@@ -20,26 +20,16 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .layout import BUILD_JSON
+from .modeluse import BUILTIN, FALLBACK, MODEL, OFF, STAGE_NAMES, STAGES, STATUSES, ModelUse, ModelUses
 
 TOOL = "skinseg"
 LAYOUTS = ("original", "train-ready")
 MASK_DTYPES = ("uint8", "uint16")
-
-# ModelUse.status
-MODEL = "model"          # the stage ran with its model file
-FALLBACK = "fallback"    # its model could not be had: `used` says what ran instead, `reason` why
-BUILTIN = "builtin"      # the user chose a model that ships with a library (--face-detector opencv)
-OFF = "off"              # the stage is not used with these options (--no-face-mesh, --method rules, ...)
-STATUSES = (MODEL, FALLBACK, BUILTIN, OFF)
-
-# The stages that use a model, in build.json's order, with their names for people.
-STAGES = ("face_detector", "face_mesh", "person_segmenter")
-STAGE_NAMES = {"face_detector": "face detector", "face_mesh": "face mesh", "person_segmenter": "person segmenter"}
 
 
 class BuildInfoError(ValueError):
@@ -83,88 +73,24 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-@dataclass(frozen=True)
-class ModelUse:
-    """What one stage ran with."""
-
-    status: str                    # one of STATUSES
-    used: str                      # in words: the model, or what ran instead of it
-    file: Optional[str] = None     # the model file's name, when one was used
-    sha256: Optional[str] = None   # of that file
-    source: Optional[str] = None   # where it came from: the --*-model option, $SKINSEG_MODEL_DIR, cache, downloaded
-    path: Optional[str] = None
-    wanted: Optional[str] = None   # FALLBACK: the model file that could not be had
-    reason: Optional[str] = None   # FALLBACK: why (BUILTIN, OFF: the option that says so)
-
-    @property
-    def fell_back(self) -> bool:
-        return self.status == FALLBACK
-
-    @property
-    def rank(self) -> Optional[int]:
-        """How much model went into the outputs: 2 the stage's own model, 1 a
-        fallback model file (the short-range face detector), 0 a fallback
-        without a model; None for the user's own choice (builtin, off), which
-        no fallback rule overrides."""
-        if self.status == MODEL:
-            return 2
-        if self.status == FALLBACK:
-            return 1 if self.file else 0
-        return None
-
-    def warning(self, stage: str) -> str:
-        """One line for build.json's warnings and the summary (FALLBACK only)."""
-        return f"{STAGE_NAMES[stage]}: {self.used} instead of {self.wanted} ({self.reason or 'no reason recorded'})"
-
-    def describe(self) -> str:
-        """In a few words: what ran, and from where."""
-        if self.file:
-            short = f", sha256 {self.sha256[:12]}" if self.sha256 else ""
-            where = f", from {self.source}" if self.source else ""
-            return f"{self.used} [{self.file}{short}{where}]"
-        return self.used
-
-    def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Any, stage: str) -> "ModelUse":
-        where = f"models.{stage}."
-        if not isinstance(data, dict):
-            raise _fail(f"models.{stage} is not an object")
-        status = _get(data, "status", str, where)
-        if status not in STATUSES:
-            raise _fail(f"{where}status is {status!r}, not one of {', '.join(STATUSES)}")
-        return cls(status, _get(data, "used", str, where),
-                   **{name: _get(data, name, str, where, optional=True)
-                      for name in ("file", "sha256", "source", "path", "wanted", "reason")})
+def _model_use(data: Any, stage: str) -> ModelUse:
+    """build.json's models.<stage>, validated."""
+    where = f"models.{stage}."
+    if not isinstance(data, dict):
+        raise _fail(f"models.{stage} is not an object")
+    status = _get(data, "status", str, where)
+    if status not in STATUSES:
+        raise _fail(f"{where}status is {status!r}, not one of {', '.join(STATUSES)}")
+    return ModelUse(status, _get(data, "used", str, where),
+                    **{name: _get(data, name, str, where, optional=True)
+                       for name in ("file", "sha256", "source", "path", "wanted", "reason")})
 
 
-@dataclass(frozen=True)
-class ModelUses:
-    """What every stage that can use a model ran with (build.json's "models")."""
-
-    face_detector: ModelUse
-    face_mesh: ModelUse
-    person_segmenter: ModelUse
-
-    def items(self) -> list[tuple[str, ModelUse]]:
-        return [(stage, getattr(self, stage)) for stage in STAGES]
-
-    def fallbacks(self) -> list[tuple[str, ModelUse]]:
-        return [(stage, use) for stage, use in self.items() if use.fell_back]
-
-    def warnings(self) -> list[str]:
-        return [use.warning(stage) for stage, use in self.fallbacks()]
-
-    def to_json(self) -> dict:
-        return {stage: use.to_json() for stage, use in self.items()}
-
-    @classmethod
-    def from_json(cls, data: Any) -> "ModelUses":
-        if not isinstance(data, dict):
-            raise _fail("'models' is not an object")
-        return cls(**{stage: ModelUse.from_json(data.get(stage), stage) for stage in STAGES})
+def _model_uses(data: Any) -> ModelUses:
+    """build.json's "models", validated."""
+    if not isinstance(data, dict):
+        raise _fail("'models' is not an object")
+    return ModelUses(**{stage: _model_use(data.get(stage), stage) for stage in STAGES})
 
 
 def _legacy_models(data: dict, parameters: dict) -> ModelUses:
@@ -412,7 +338,7 @@ class BuildInfo:
         layout, dtype = _get(data, "layout", str), _get(data, "mask_dtype", str)
         if layout not in LAYOUTS or dtype not in MASK_DTYPES:
             raise _fail(f"layout {layout!r} / mask_dtype {dtype!r} unknown")
-        models = (ModelUses.from_json(data["models"]) if "models" in data
+        models = (_model_uses(data["models"]) if "models" in data
                   else _legacy_models(data, parameters))
         ignored = _get(data, "ignored_files", list, optional=True) or []
         if not all(isinstance(i, dict) and isinstance(i.get("path"), str) and isinstance(i.get("reason"), str)

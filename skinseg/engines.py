@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .buildinfo import ModelUses
 from .config import PipelineConfig
 from .face import DetectorPlan, FaceDetector, open_detector, plan_detector
 from .mesh import FaceMesher, open_mesher, plan_mesher
 from .models import ModelPlan
+from .modeluse import ModelUses
 from .person import PersonSegmenter, open_segmenter, plan_segmenter
 
 

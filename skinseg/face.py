@@ -19,9 +19,9 @@ import numpy as np
 
 from . import config
 from ._quiet import native_stderr_silenced
-from .buildinfo import BUILTIN, FALLBACK, OFF, ModelUse
 from .imageio import downscaled
 from .models import FACE_FULL_RANGE, FACE_SHORT_RANGE, NOT_USED, ModelFile, ModelRefused, ModelUnavailable, provide
+from .modeluse import BUILTIN, FALLBACK, OFF, ModelUse
 
 # BlazeFace keypoint order; "right"/"left" are the subject's own sides.
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion", "left_ear_tragion")

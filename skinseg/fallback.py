@@ -2,7 +2,7 @@
 
 A stage whose model cannot be had falls back (OpenCV's Haar cascade for the
 face detector, the detector's keypoints for the face mesh, no person
-segmentation): the plans record it (`buildinfo.ModelUse`) and every build
+segmentation): the plans record it (`modeluse.ModelUse`) and every build
 says so in build.json, report.html and its summary.  What this module adds
 is the refusal, decided before anything is written:
 
@@ -22,9 +22,10 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from .buildinfo import STAGE_NAMES, BuildInfo, BuildInfoError, ModelUse, ModelUses, read_build_info
+from .buildinfo import BuildInfo, BuildInfoError, read_build_info
 from .layout import STATE_DIR
 from .models import STAGE_SPECS, how_to_get
+from .modeluse import STAGE_NAMES, ModelUse, ModelUses
 from .names import Lines
 
 log = logging.getLogger("skinseg")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Optional
 
 from .atomic import atomic_file
-from .buildinfo import FALLBACK, MODEL, OFF, ModelUse
+from .modeluse import FALLBACK, MODEL, OFF, ModelUse
 
 ENV_MODEL_DIR = "SKINSEG_MODEL_DIR"      # a folder holding model files; checked before the cache
 ENV_CACHE_DIR = "SKINSEG_CACHE_DIR"      # overrides the download cache location

@@ -18,9 +18,10 @@ from collections import Counter, defaultdict
 from typing import Optional
 from urllib.parse import quote
 
-from .buildinfo import STAGE_NAMES, BuildInfo
+from .buildinfo import BuildInfo
 from .labels import class_color, legend_rows
 from .layout import THUMB_KINDS
+from .modeluse import STAGE_NAMES
 from .names import printable
 from .outputs import is_whole, thumbnail_size
 from .records import STATUSES, Record

@@ -242,8 +242,9 @@ def run_cli(*args: str, expect: int | None = 0, check_src: bool = True):
 def made_build_info(classes: list[str], mask_dtype: str = "uint8", **fields):
     """A BuildInfo as a build without models would write it, for tests that
     make a dataset by hand (classes without "background")."""
-    from skinseg.buildinfo import OFF, BuildInfo, ModelUse, ModelUses
+    from skinseg.buildinfo import BuildInfo
     from skinseg.config import PipelineConfig
+    from skinseg.modeluse import OFF, ModelUse, ModelUses
 
     off = ModelUse(OFF, "not used")
     return BuildInfo("0", json.loads(json.dumps({"src": "src", **PipelineConfig().to_dict()})),

@@ -6,9 +6,10 @@ import json
 import pytest
 
 from conftest import make_dataset, read_manifest, run_cli, skin_image
-from skinseg.buildinfo import STAGES, BuildInfoError, read_build_info
+from skinseg.buildinfo import BuildInfoError, read_build_info
 from skinseg.config import PipelineConfig
 from skinseg.loader import SkinDataset
+from skinseg.modeluse import STAGES
 from skinseg.state import expected_work
 
 
