@@ -165,10 +165,15 @@ def tables(model: ColourModel, occupied: np.ndarray) -> tuple[np.ndarray, np.nda
 def nonskin_density(bins: np.ndarray, nonskin: np.ndarray) -> np.ndarray:
     """Density per unit of (Y, Cr, Cb) of the pixels marked nonskin, from their
     bins, smoothed over neighbouring bins (3 x 3 x 3)."""
-    count = int(np.count_nonzero(nonskin))
+    return density_of(bins[nonskin])
+
+
+def density_of(pixel_bins: np.ndarray) -> np.ndarray:
+    """nonskin_density of the (N,) bins of the pixels marked (when the caller has them already)."""
+    count = len(pixel_bins)
     if count == 0:
         return np.zeros(BIN_COUNT)
-    hist = np.bincount(bins[nonskin], minlength=BIN_COUNT).astype(np.float32).reshape(Y_BINS, C_BINS, C_BINS)
+    hist = np.bincount(pixel_bins, minlength=BIN_COUNT).astype(np.float32).reshape(Y_BINS, C_BINS, C_BINS)
     return _box3(hist).ravel() / (27.0 * count * _BIN_VOLUME)
 
 
