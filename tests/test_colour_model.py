@@ -13,7 +13,7 @@ def test_bin_index_is_y_cr_cb_bins_packed():
     bins = colour_model.bin_index(ycc)
     y, cr, cb = (ycc[..., c].astype(np.int64) for c in range(3))
     expected = (y >> 4) * 4096 + (cr >> 2) * 64 + (cb >> 2)
-    assert bins.shape == ycc.shape[:2]
+    assert bins.shape == ycc.shape[:2] and bins.dtype == np.uint16
     assert np.array_equal(bins, expected)
     assert bins.max() < colour_model.BIN_COUNT
 
