@@ -33,11 +33,12 @@ Y_BINS, C_BINS = 256 >> Y_SHIFT, 256 >> C_SHIFT
 BIN_COUNT = Y_BINS * C_BINS * C_BINS
 EVERY_2ND = (slice(None, None, 2), slice(None, None, 2))     # a subsample with plenty of pixels for densities
 
-# Per channel (Y, Cr, Cb), its bin already at its place in the index (16-bit): one
-# cv2.LUT over the image; the three fields do not overlap, so their sum is the index.
-_BIN_FIELD = np.stack([(np.arange(256) >> Y_SHIFT) << 2 * (8 - C_SHIFT), (np.arange(256) >> C_SHIFT) << 8 - C_SHIFT,
-                       np.arange(256) >> C_SHIFT], axis=-1).astype(np.uint16).reshape(256, 1, 3)
-_SUM_OF_CHANNELS = np.ones((1, 3), np.float32)     # (cv2.transform sums in float: exact below 2 ** 24)
+# Per channel (Y, Cr, Cb), its bin already at its place in the index, 16-bit: a
+# one-channel cv2.LUT each (a 3-channel LUT costs more than the three); the three
+# fields do not overlap, so their sum (at most 65535: never saturated) is the index.
+_Y_FIELD = ((np.arange(256) >> Y_SHIFT) << 2 * (8 - C_SHIFT)).astype(np.uint16)
+_CR_FIELD = ((np.arange(256) >> C_SHIFT) << (8 - C_SHIFT)).astype(np.uint16)
+_CB_FIELD = (np.arange(256) >> C_SHIFT).astype(np.uint16)
 
 # Bin centres, (BIN_COUNT,) each.
 _CENTRE_Y, _CENTRE_CR, _CENTRE_CB = (a.ravel() for a in np.meshgrid(
@@ -57,7 +58,11 @@ def invariant(ycc: np.ndarray) -> np.ndarray:
 def bin_index(ycc: np.ndarray) -> np.ndarray:
     """Per-pixel bin index (uint16, same height and width) of a YCrCb image:
     (Y >> 4) << 12 | (Cr >> 2) << 6 | Cb >> 2."""
-    return cv2.transform(cv2.LUT(ycc, _BIN_FIELD), _SUM_OF_CHANNELS).reshape(ycc.shape[:2])
+    y, cr, cb = cv2.split(ycc)
+    index = cv2.LUT(y, _Y_FIELD)
+    cv2.add(index, cv2.LUT(cr, _CR_FIELD), dst=index)
+    cv2.add(index, cv2.LUT(cb, _CB_FIELD), dst=index)
+    return index
 
 
 @dataclass(frozen=True)
