@@ -245,11 +245,8 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     per pair that occurs in the image and looked up per pixel.
     """
     every_2nd = colour_model.EVERY_2ND
-    # (sub: a contiguous copy, which every lookup and count below reads faster than the strided view.)
-    sub, sub_ycc, sub_seed = np.ascontiguousarray(bins[every_2nd]), ycc[every_2nd], seed[every_2nd] > 0
-    # Only the seed pixels fit() uses are gathered (gathering them all cost more than the fit);
-    # len(samples) is the seed's size up to MAX_SAMPLES > MIN_SAMPLES.
-    samples = colour_model.sample_pixels(sub_ycc, sub_seed)
+    sub, sub_ycc, sub_seed = np.ascontiguousarray(bins[every_2nd]), ycc[every_2nd], seed[every_2nd] > 0  # (read faster)
+    samples = colour_model.sample_pixels(sub_ycc, sub_seed)   # only those fit() uses: all cost more than the fit
     if len(samples) < MIN_SAMPLES:                   # a small image or seed: every pixel of it
         samples, sub_seed = colour_model.sample_pixels(ycc, seed > 0), None
     model = colour_model.fit(samples, p.y_scale, p.chroma_floor, p.y_scale_below)
