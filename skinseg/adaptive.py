@@ -217,7 +217,7 @@ def _texture_likelihood(texture: np.ndarray, weight: float) -> np.ndarray:
     return (counts / counts.sum()) ** weight
 
 
-MIN_SAMPLES = 200
+MIN_SAMPLES = 200             # (under colour_model.MAX_SAMPLES: _classify relies on it)
 
 
 class Classified(NamedTuple):
@@ -245,10 +245,10 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     per pair that occurs in the image and looked up per pixel.
     """
     every_2nd = colour_model.EVERY_2ND
-    sub, sub_ycc, sub_seed = bins[every_2nd], ycc[every_2nd], seed[every_2nd] > 0
-    samples = sub_ycc[sub_seed]
+    sub, sub_ycc, sub_seed = np.ascontiguousarray(bins[every_2nd]), ycc[every_2nd], seed[every_2nd] > 0  # (read faster)
+    samples = colour_model.sample_pixels(sub_ycc, sub_seed)   # only those fit() uses: all cost more than the fit
     if len(samples) < MIN_SAMPLES:                   # a small image or seed: every pixel of it
-        samples, sub_seed = ycc[seed > 0], None
+        samples, sub_seed = colour_model.sample_pixels(ycc, seed > 0), None
     model = colour_model.fit(samples, p.y_scale, p.chroma_floor, p.y_scale_below)
     if model is None:
         return None
@@ -273,7 +273,7 @@ def _classify(ycc: np.ndarray, bins: np.ndarray, seed: np.ndarray, person_ok: Op
     if hair_zone is not None:
         # Hair: what is unlike the face's skin in the zone.
         hair = (hair_zone[every_2nd] > 0) & colour_model.lookup(d2 > p.hair_dist ** 2, sub)
-        hair_model = colour_model.fit(sub_ycc[hair], 1.0, p.chroma_floor) \
+        hair_model = colour_model.fit(colour_model.sample_pixels(sub_ycc, hair), 1.0, p.chroma_floor) \
             if np.count_nonzero(hair) >= p.min_hair_pixels else None
         if hair_model is not None:
             d2_hair, p_hair = colour_model.tables(hair_model, occupied)

@@ -33,9 +33,12 @@ Y_BINS, C_BINS = 256 >> Y_SHIFT, 256 >> C_SHIFT
 BIN_COUNT = Y_BINS * C_BINS * C_BINS
 EVERY_2ND = (slice(None, None, 2), slice(None, None, 2))     # a subsample with plenty of pixels for densities
 
-# Per channel (Y, Cr, Cb), its bin: one cv2.LUT over the image.
-_BIN_SHIFT = np.stack([np.arange(256) >> Y_SHIFT, np.arange(256) >> C_SHIFT, np.arange(256) >> C_SHIFT],
-                      axis=-1).astype(np.uint8).reshape(256, 1, 3)
+# Per channel (Y, Cr, Cb), its bin already at its place in the index, 16-bit: a
+# one-channel cv2.LUT each (a 3-channel LUT costs more than the three); the three
+# fields do not overlap, so their sum (at most 65535: never saturated) is the index.
+_Y_FIELD = ((np.arange(256) >> Y_SHIFT) << 2 * (8 - C_SHIFT)).astype(np.uint16)
+_CR_FIELD = ((np.arange(256) >> C_SHIFT) << (8 - C_SHIFT)).astype(np.uint16)
+_CB_FIELD = (np.arange(256) >> C_SHIFT).astype(np.uint16)
 
 # Bin centres, (BIN_COUNT,) each.
 _CENTRE_Y, _CENTRE_CR, _CENTRE_CB = (a.ravel() for a in np.meshgrid(
@@ -55,13 +58,10 @@ def invariant(ycc: np.ndarray) -> np.ndarray:
 def bin_index(ycc: np.ndarray) -> np.ndarray:
     """Per-pixel bin index (uint16, same height and width) of a YCrCb image:
     (Y >> 4) << 12 | (Cr >> 2) << 6 | Cb >> 2."""
-    y, cr, cb = cv2.split(cv2.LUT(ycc, _BIN_SHIFT))        # each channel's bin, 8-bit
-    index = y.astype(np.uint16)
-    index <<= 2 * (8 - C_SHIFT)                             # above the two chroma bins
-    chroma = cr.astype(np.uint16)
-    chroma <<= 8 - C_SHIFT
-    index |= chroma
-    index |= cb
+    y, cr, cb = cv2.split(ycc)
+    index = cv2.LUT(y, _Y_FIELD)
+    cv2.add(index, cv2.LUT(cr, _CR_FIELD), dst=index)
+    cv2.add(index, cv2.LUT(cb, _CB_FIELD), dst=index)
     return index
 
 
@@ -75,8 +75,32 @@ class ColourModel:
     chroma_cov: np.ndarray    # (2, 2) chromaticity covariance of the skin itself
 
 
+MAX_SAMPLES = 2000       # fit() thins its seed pixels to this many, evenly spaced
+
+
+def _thinning(count: int, max_samples: int) -> np.ndarray:
+    """Indices of max_samples of count items, evenly spaced, the first and the last included."""
+    return np.linspace(0, count - 1, max_samples).astype(np.int64)
+
+
+def sample_pixels(ycc: np.ndarray, where: np.ndarray, max_samples: int = MAX_SAMPLES) -> np.ndarray:
+    """ycc[where] thinned as fit() thins it: the same (N, 3) pixels fit() would
+    use of ycc[where] (N at most max_samples), without gathering the others.
+
+    Parameters
+    ----------
+    ycc : (H, W, 3) array, a view with any strides (e.g. every 2nd row and column).
+    where : (H, W) bool.
+    """
+    index = np.flatnonzero(where)
+    if len(index) > max_samples:
+        index = index[_thinning(len(index), max_samples)]
+    rows, cols = np.divmod(index, where.shape[1])
+    return ycc[rows, cols]
+
+
 def fit(seed_ycc: np.ndarray, y_widen: float, chroma_floor: float, y_widen_below: Optional[float] = None,
-        max_samples: int = 2000) -> Optional[ColourModel]:
+        max_samples: int = MAX_SAMPLES) -> Optional[ColourModel]:
     """Robust fit to (N, 3) uint8 YCrCb seed pixels: start at the median, then
     three passes that drop pixels beyond the 99 % chi-square bound (a fringe
     or a beard in the seed region is a minority and is trimmed away).
@@ -85,7 +109,7 @@ def fit(seed_ycc: np.ndarray, y_widen: float, chroma_floor: float, y_widen_below
     if len(seed_ycc) < 20:
         return None
     if len(seed_ycc) > max_samples:
-        seed_ycc = seed_ycc[np.linspace(0, len(seed_ycc) - 1, max_samples).astype(np.int64)]
+        seed_ycc = seed_ycc[_thinning(len(seed_ycc), max_samples)]
     x = invariant(seed_ycc)
     scale = 1.0 / (np.median(x[:, 0]) + K)         # raw chroma units -> chromaticity at the seed's luminance
     floor = np.diag([4.0, (chroma_floor * scale) ** 2, (chroma_floor * scale) ** 2])
@@ -109,9 +133,12 @@ def fit(seed_ycc: np.ndarray, y_widen: float, chroma_floor: float, y_widen_below
 
 
 def occupied_bins(bins: np.ndarray) -> np.ndarray:
-    """The bins that hold at least one pixel: a few thousand of the 131072, so
-    tables are computed for these only."""
-    return np.flatnonzero(np.bincount(bins.ravel(), minlength=BIN_COUNT))
+    """The bins that hold at least one pixel, ascending (int64): a few thousand
+    of the 65536, so tables are computed for these only.  (Flags set by the
+    bins as indices: a third of the cost of counting them.)"""
+    present = np.zeros(BIN_COUNT, bool)
+    present[bins] = True
+    return np.flatnonzero(present)
 
 
 def tables(model: ColourModel, occupied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,10 +165,15 @@ def tables(model: ColourModel, occupied: np.ndarray) -> tuple[np.ndarray, np.nda
 def nonskin_density(bins: np.ndarray, nonskin: np.ndarray) -> np.ndarray:
     """Density per unit of (Y, Cr, Cb) of the pixels marked nonskin, from their
     bins, smoothed over neighbouring bins (3 x 3 x 3)."""
-    count = int(np.count_nonzero(nonskin))
+    return density_of(bins[nonskin])
+
+
+def density_of(pixel_bins: np.ndarray) -> np.ndarray:
+    """nonskin_density of the (N,) bins of the pixels marked (when the caller has them already)."""
+    count = len(pixel_bins)
     if count == 0:
         return np.zeros(BIN_COUNT)
-    hist = np.bincount(bins[nonskin], minlength=BIN_COUNT).astype(np.float32).reshape(Y_BINS, C_BINS, C_BINS)
+    hist = np.bincount(pixel_bins, minlength=BIN_COUNT).astype(np.float32).reshape(Y_BINS, C_BINS, C_BINS)
     return _box3(hist).ravel() / (27.0 * count * _BIN_VOLUME)
 
 

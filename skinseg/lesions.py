@@ -91,9 +91,10 @@ def _background_like(candidates: np.ndarray, background: np.ndarray, bins: np.nd
     """Per candidate pixel, True where its region has mostly the background's
     colours (bins: colour_model.bin_index of the photo)."""
     every_2nd = colour_model.EVERY_2ND
-    sample, sample_bins = background[every_2nd], bins[every_2nd]
-    density = colour_model.nonskin_density(sample_bins, sample)
-    typical = density >= np.percentile(density[sample_bins[sample]], p.background_typical)
+    # (Contiguous copies: the gather reads them faster than the strided views.)
+    sample_bins = np.ascontiguousarray(bins[every_2nd])[np.ascontiguousarray(background[every_2nd])]
+    density = colour_model.density_of(sample_bins)
+    typical = density >= np.percentile(density[sample_bins], p.background_typical)
     count, labels = cv2.connectedComponents(candidates.astype(np.uint8), connectivity=8)
     inside = labels[candidates]
     share = np.bincount(inside, weights=typical[bins[candidates]], minlength=count) / \

@@ -13,7 +13,7 @@ def test_bin_index_is_y_cr_cb_bins_packed():
     bins = colour_model.bin_index(ycc)
     y, cr, cb = (ycc[..., c].astype(np.int64) for c in range(3))
     expected = (y >> 4) * 4096 + (cr >> 2) * 64 + (cb >> 2)
-    assert bins.shape == ycc.shape[:2]
+    assert bins.shape == ycc.shape[:2] and bins.dtype == np.uint16
     assert np.array_equal(bins, expected)
     assert bins.max() < colour_model.BIN_COUNT
 
@@ -35,3 +35,36 @@ def test_nonskin_density_is_a_3x3x3_box_sum_of_the_histogram():
     expected = box.ravel() / (27.0 * np.count_nonzero(marked) * colour_model._BIN_VOLUME)
     assert np.allclose(density, expected, rtol=1e-6, atol=0)
     assert density[0] > 0 and density[colour_model.BIN_COUNT - 1] > 0
+
+
+def test_occupied_bins_are_the_distinct_bins_in_order():
+    """Every bin that holds a pixel, each once, ascending (also on a strided view, with the corners)."""
+    rng = np.random.default_rng(5)
+    bins = (rng.integers(0, 700, (90, 110)) * 93).astype(np.uint16)
+    bins[0, :2] = [0, colour_model.BIN_COUNT - 1]
+    view = bins[::2, ::2]
+    occupied = colour_model.occupied_bins(view)
+    assert np.array_equal(occupied, np.unique(view))
+    assert occupied.dtype == np.int64
+
+
+def test_sample_pixels_are_the_pixels_fit_uses():
+    """sample_pixels(view, where) is view[where] thinned exactly as fit() thins
+    it, so fitting either gives the same model, bit for bit: for fewer and for
+    more pixels than fit() keeps, on every 2nd row and column of an image."""
+    rng = np.random.default_rng(7)
+    ycc = rng.integers(0, 256, (181, 243, 3), dtype=np.uint8)
+    view = ycc[colour_model.EVERY_2ND]
+    for share in (0.01, 0.3, 1.0):
+        where = rng.random(view.shape[:2]) < share
+        everything = view[where]
+        sample = colour_model.sample_pixels(view, where)
+        assert len(sample) == min(len(everything), colour_model.MAX_SAMPLES)
+        if len(everything) > colour_model.MAX_SAMPLES:
+            kept = np.linspace(0, len(everything) - 1, colour_model.MAX_SAMPLES).astype(np.int64)
+            assert np.array_equal(sample, everything[kept])
+        else:
+            assert np.array_equal(sample, everything)
+        a, b = colour_model.fit(sample, 1.5, 3.0, 1.2), colour_model.fit(everything, 1.5, 3.0, 1.2)
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.chroma_cov, b.chroma_cov)
+        assert (a.y_sd, a.y_sd_below) == (b.y_sd, b.y_sd_below)
