@@ -162,6 +162,21 @@ def journal_lines(dst: Path) -> int:
         return 0
 
 
+class FixedFaces:
+    """A face detector that finds the given faces on every image (tests of
+    the stages after detection, without MediaPipe)."""
+    name = "fixed"
+
+    def __init__(self, faces):
+        self.faces = faces
+
+    def detect(self, bgr):
+        return self.faces
+
+    def close(self):
+        pass
+
+
 def noisy(image: np.ndarray, seed: int = 0) -> np.ndarray:
     """image with a little Gaussian texture (sd 3): real skin is not flat."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import noisy
+from conftest import FixedFaces, noisy
 from skinseg import colour_model
 from skinseg.adaptive import AdaptiveParams, adaptive_mask, candidate_faces, plausible
 from skinseg.config import CleanupParams, FaceParams, PipelineConfig, SkinParams
@@ -153,19 +153,6 @@ def test_person_gate_drops_skin_coloured_background():
     empty = np.zeros(img.shape[:2], np.float32)
     _, used, *_ = adaptive_mask(img, [face], empty, SkinParams())
     assert used == []
-
-
-class FixedFaces:
-    name = "test"
-
-    def __init__(self, faces):
-        self.faces = faces
-
-    def detect(self, bgr):
-        return self.faces
-
-    def close(self):
-        pass
 
 
 def test_segment_crops_only_to_a_face_that_seeded_the_model():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import skinseg
-from conftest import BLUE_BGR, REPO, make_dataset, read_manifest, run_cli, skin_image
+from conftest import BLUE_BGR, REPO, FixedFaces, make_dataset, read_manifest, run_cli, skin_image
 from skinseg.config import FaceParams, PipelineConfig
 from skinseg.engines import Engines
 from skinseg.face import Face
@@ -86,19 +86,6 @@ def test_segment_says_when_a_build_would_skip_the_image(tmp_path, no_models):
 
 
 # ------------------------------------------------------------------ rows 9, 10: face score, working size
-
-class FixedFaces:
-    name = "fixed"
-
-    def __init__(self, faces):
-        self.faces = faces
-
-    def detect(self, bgr):
-        return self.faces
-
-    def close(self):
-        pass
-
 
 def test_a_face_score_below_one_half_is_the_users_choice():
     """--min-face-score reached MediaPipe, but the adaptive method dropped
